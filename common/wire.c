@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Envelope pack/unpack with the frame size cap and field validation, used by
+ * the agent, the coordinator and shoalctl on every frame they receive.
+ */
+#include "autoconf.h"
+
+#include <string.h>
+
+#include "common/error.h"
+#include "common/util.h"
+#include "common/wire.h"
+
+int
+wire_pack(const Shoal__Envelope *env, uint8_t **ret_buf, size_t *ret_len)
+{
+	size_t n = shoal__envelope__get_packed_size(env);
+	uint8_t *buf;
+
+	if (n > WIRE_MAX_FRAME)
+		return SHOAL_E_FRAME_TOO_BIG;
+	buf = xmalloc(n);
+	shoal__envelope__pack(env, buf);
+	*ret_buf = buf;
+	*ret_len = n;
+	return 0;
+}
+
+zframe_t *
+wire_frame(const Shoal__Envelope *env)
+{
+	size_t n = shoal__envelope__get_packed_size(env);
+	zframe_t *f = zframe_new(NULL, n);
+
+	if (!f)
+		abort();
+	shoal__envelope__pack(env, zframe_data(f));
+	return f;
+}
+
+#define CHECK(cond, why)                                                     \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			*ret_why = (why);                                    \
+			return SHOAL_E_INVALID;                              \
+		}                                                            \
+	} while (0)
+
+static int
+str_ok(const char *s, size_t max)
+{
+	return s && strnlen(s, max + 1) <= max;
+}
+
+static int
+labels_ok(Shoal__Label **v, size_t n, const char **ret_why)
+{
+	CHECK(n <= LABELS_MAX, "labels: too many");
+	for (size_t i = 0; i < n; i++) {
+		CHECK(v[i], "labels: empty entry");
+		CHECK(label_key_valid(v[i]->key), "labels: key");
+		CHECK(label_value_valid(v[i]->value), "labels: value");
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(v[i]->key, v[j]->key) != 0,
+			    "labels: duplicate key");
+	}
+	return 0;
+}
+
+static int
+facts_ok(const Shoal__Facts *f, const char **ret_why)
+{
+	if (!f)
+		return 0;
+	CHECK(str_ok(f->hostname, WIRE_MAX_STRING), "facts.hostname");
+	CHECK(str_ok(f->os, WIRE_MAX_STRING), "facts.os");
+	CHECK(str_ok(f->kernel, WIRE_MAX_STRING), "facts.kernel");
+	CHECK(str_ok(f->arch, WIRE_MAX_STRING), "facts.arch");
+	return 0;
+}
+
+static int
+event_ok(const Shoal__Event *e, const char **ret_why)
+{
+	CHECK(e, "event: missing");
+	CHECK(e->seq > 0, "event.seq: must start at 1");
+	CHECK(str_ok(e->kind, 64) && e->kind[0], "event.kind");
+	CHECK(str_ok(e->service, WIRE_MAX_STRING), "event.service");
+	CHECK(str_ok(e->message, WIRE_MAX_MESSAGE), "event.message");
+	return 0;
+}
+
+static int
+node_ok(const Shoal__Node *n, const char **ret_why)
+{
+	int r;
+
+	CHECK(n, "node: missing");
+	CHECK(node_id_valid(n->id), "node.id");
+	CHECK(str_ok(n->agent_version, WIRE_MAX_STRING), "node.agent_version");
+	CHECK(str_ok(n->store_id, WIRE_MAX_STRING), "node.store_id");
+	r = labels_ok(n->labels, n->n_labels, ret_why);
+	if (r < 0)
+		return r;
+	return facts_ok(n->facts, ret_why);
+}
+
+static int
+control_request_ok(const Shoal__ControlRequest *c, const char **ret_why)
+{
+	CHECK(c, "control_request: missing");
+	switch (c->req_case) {
+	case SHOAL__CONTROL_REQUEST__REQ_LIST_NODES:
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_GET_NODE:
+		CHECK(node_id_valid(c->get_node->id), "get_node.id");
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_LIST_EVENTS:
+		CHECK(!c->list_events->node[0] ||
+			node_id_valid(c->list_events->node),
+		    "list_events.node");
+		CHECK(c->list_events->limit <= WIRE_MAX_ITEMS,
+		    "list_events.limit");
+		return 0;
+	default:
+		*ret_why = "control_request: unknown request";
+		return SHOAL_E_INVALID;
+	}
+}
+
+static int
+control_reply_ok(const Shoal__ControlReply *c, const char **ret_why)
+{
+	int r;
+
+	CHECK(c, "control_reply: missing");
+	CHECK(str_ok(c->error, WIRE_MAX_MESSAGE), "control_reply.error");
+	CHECK(c->n_nodes <= WIRE_MAX_ITEMS, "control_reply.nodes: too many");
+	CHECK(c->n_events <= WIRE_MAX_ITEMS, "control_reply.events: too many");
+	for (size_t i = 0; i < c->n_nodes; i++) {
+		r = node_ok(c->nodes[i], ret_why);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < c->n_events; i++) {
+		CHECK(c->events[i], "control_reply.events: empty entry");
+		CHECK(node_id_valid(c->events[i]->node), "event.node");
+		r = event_ok(c->events[i]->event, ret_why);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+wire_validate(const Shoal__Envelope *env, const char **ret_why)
+{
+	const char *why_unused;
+	int r;
+
+	if (!ret_why)
+		ret_why = &why_unused;
+	if (env->version != SHOAL_PROTOCOL_VERSION) {
+		*ret_why = "version";
+		return SHOAL_E_PROTOCOL;
+	}
+	CHECK(!env->node_id[0] || node_id_valid(env->node_id), "node_id");
+
+	switch (env->body_case) {
+	case SHOAL__ENVELOPE__BODY_HELLO:
+		CHECK(node_id_valid(env->node_id), "node_id: required");
+		CHECK(str_ok(env->hello->agent_version, WIRE_MAX_STRING),
+		    "hello.agent_version");
+		CHECK(str_ok(env->hello->store_id, WIRE_MAX_STRING),
+		    "hello.store_id");
+		CHECK(env->hello->heartbeat_ms >= 10 &&
+			env->hello->heartbeat_ms <= 3600 * 1000,
+		    "hello.heartbeat_ms");
+		r = labels_ok(env->hello->labels, env->hello->n_labels, ret_why);
+		if (r < 0)
+			return r;
+		return facts_ok(env->hello->facts, ret_why);
+	case SHOAL__ENVELOPE__BODY_HEARTBEAT:
+	case SHOAL__ENVELOPE__BODY_DESIRED_STATE_REQUEST:
+	case SHOAL__ENVELOPE__BODY_ACK:
+		CHECK(node_id_valid(env->node_id), "node_id: required");
+		return 0;
+	case SHOAL__ENVELOPE__BODY_EVENT:
+		CHECK(node_id_valid(env->node_id), "node_id: required");
+		return event_ok(env->event, ret_why);
+	case SHOAL__ENVELOPE__BODY_WELCOME:
+		CHECK(str_ok(env->welcome->coordinator_version,
+			  WIRE_MAX_STRING),
+		    "welcome.coordinator_version");
+		return 0;
+	case SHOAL__ENVELOPE__BODY_HEARTBEAT_REPLY:
+	case SHOAL__ENVELOPE__BODY_DESIRED_STATE:
+	case SHOAL__ENVELOPE__BODY_EVENT_ACK:
+	case SHOAL__ENVELOPE__BODY_DOORBELL:
+		return 0;
+	case SHOAL__ENVELOPE__BODY_ERROR:
+		CHECK(str_ok(env->error->message, WIRE_MAX_MESSAGE),
+		    "error.message");
+		return 0;
+	case SHOAL__ENVELOPE__BODY_CONTROL_REQUEST:
+		return control_request_ok(env->control_request, ret_why);
+	case SHOAL__ENVELOPE__BODY_CONTROL_REPLY:
+		return control_reply_ok(env->control_reply, ret_why);
+	default:
+		*ret_why = "body: missing or unknown";
+		return SHOAL_E_INVALID;
+	}
+}
+
+int
+wire_unpack(const void *buf, size_t len, Shoal__Envelope **ret_env,
+    const char **ret_why)
+{
+	const char *why_unused;
+	Shoal__Envelope *env;
+	int r;
+
+	if (!ret_why)
+		ret_why = &why_unused;
+	if (len > WIRE_MAX_FRAME) {
+		*ret_why = "frame size";
+		return SHOAL_E_FRAME_TOO_BIG;
+	}
+	env = shoal__envelope__unpack(NULL, len, buf);
+	if (!env) {
+		*ret_why = "protobuf decoding";
+		return SHOAL_E_MALFORMED;
+	}
+	r = wire_validate(env, ret_why);
+	if (r < 0) {
+		shoal__envelope__free_unpacked(env, NULL);
+		return r;
+	}
+	*ret_env = env;
+	return 0;
+}
+
+const char *
+wire_body_name(const Shoal__Envelope *env)
+{
+	const ProtobufCFieldDescriptor *f;
+
+	f = protobuf_c_message_descriptor_get_field(&shoal__envelope__descriptor,
+	    (unsigned)env->body_case);
+	return f ? f->name : "none";
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The wire codec: every ZeroMQ payload frame is one shoal.Envelope. Frames
+ * above WIRE_MAX_FRAME are refused before decoding, and every field a peer
+ * controls is validated (lengths, characters, counts) before any daemon
+ * code sees it, so a hostile or broken peer gets an error, never a crash.
+ */
+#ifndef SHOAL_WIRE_H
+#define SHOAL_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <czmq.h>
+
+#include "shoal.pb-c.h"
+
+#define SHOAL_PROTOCOL_VERSION 1
+#define WIRE_MAX_FRAME (1024 * 1024)
+#define WIRE_MAX_STRING 256   /* facts, versions, ids in bodies */
+#define WIRE_MAX_MESSAGE 4096 /* free text: event and error messages */
+#define WIRE_MAX_ITEMS 10000  /* nodes or events in one control reply */
+
+/* Packs env (version is set by the caller). Caller owns *ret_buf. */
+int wire_pack(const Shoal__Envelope *env, uint8_t **ret_buf,
+    size_t *ret_len);
+
+/*
+ * Decodes and validates one frame. On success the caller owns *ret_env and
+ * frees it with shoal__envelope__free_unpacked(env, NULL). On failure
+ * *ret_why (when not NULL) names the field or rule that failed.
+ */
+int wire_unpack(const void *buf, size_t len, Shoal__Envelope **ret_env,
+    const char **ret_why);
+
+/* Validates an already decoded envelope (wire_unpack calls it). */
+int wire_validate(const Shoal__Envelope *env, const char **ret_why);
+
+/* A frame holding the packed envelope, for zmsg_append(). */
+zframe_t *wire_frame(const Shoal__Envelope *env);
+
+/* The envelope's body name, for logs ("hello", "heartbeat", ...). */
+const char *wire_body_name(const Shoal__Envelope *env);
+
+#endif
