@@ -1,0 +1,727 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agent's event loop and its session with the coordinator.
+ *
+ * The session is the table in session_table below: three states (idle,
+ * waiting for Welcome, online) and five events. Silence is judged on the
+ * monotonic clock: when nothing has come from the coordinator for
+ * MISSED_REPLIES heartbeats, the agent drops its socket and reconnects
+ * after a jittered exponential backoff, so a coordinator restart does not
+ * bring every agent back in the same instant. While the coordinator is
+ * away the agent keeps its last desired state and queues what it sees in
+ * the LMDB outbox.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+
+#include "agent/agent.h"
+#include "agent/hostinfo.h"
+#include "agent/outbox.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/store.h"
+#include "common/util.h"
+#include "common/wire.h"
+
+#define MISSED_REPLIES 3
+#define BACKOFF_BASE_MS 500
+#define BACKOFF_MAX_MS 30000
+#define EVENT_WINDOW 32
+#define STORE_MAP_BYTES (256ULL << 20)
+#define AGENT_SCHEMA 1
+
+enum { DB_META, DB_OUTBOX, DB_DESIRED };
+static const char *const agent_dbs[] = {"meta", "outbox", "desired"};
+
+#define OPT(field) offsetof(agent_options_t, field)
+const config_field_t agent_config_fields[] = {
+	{"node_id", CONFIG_STRING, OPT(node_id), 0, 0, node_id_valid,
+	    "1-63 of [A-Za-z0-9._-], starting with a letter or digit"},
+	{"labels", CONFIG_LABELS, OPT(labels)},
+	{"coordinator", CONFIG_STRING, OPT(coordinator)},
+	{"doorbell", CONFIG_STRING, OPT(doorbell)},
+	{"state_dir", CONFIG_STRING, OPT(state_dir)},
+	{"heartbeat", CONFIG_DURATION, OPT(heartbeat_ms), 50, 3600 * 1000},
+	{"log_level", CONFIG_STRING, OPT(log_level)},
+	{NULL},
+};
+
+void
+agent_options_defaults(agent_options_t *o)
+{
+	char host[256] = "";
+
+	*o = (agent_options_t){
+		.coordinator = xstrdup("tcp://127.0.0.1:7400"),
+		.state_dir = xstrdup("/var/lib/shoal-agent"),
+		.heartbeat_ms = 5000,
+		.log_level = xstrdup("info"),
+	};
+	/* The node id defaults to the host name, cut at the first dot. */
+	if (gethostname(host, sizeof host - 1) == 0)
+		host[strcspn(host, ".")] = '\0';
+	o->node_id = xstrdup(node_id_valid(host) ? host : "localhost");
+}
+
+void
+agent_options_free(agent_options_t *o)
+{
+	config_free(agent_config_fields, o);
+}
+
+char *
+agent_default_doorbell(const char *ep)
+{
+	const char *colon = strrchr(ep, ':');
+	uint64_t port;
+
+	if (strncmp(ep, "tcp://", 6) != 0 || !colon || colon < ep + 6 ||
+	    parse_uint(colon + 1, 65534, &port) < 0)
+		return NULL;
+	return xasprintf("%.*s:%llu", (int)(colon - ep), ep,
+	    (unsigned long long)port + 1);
+}
+
+typedef enum {
+	S_IDLE,   /* no socket; a reconnect timer is pending */
+	S_HELLO,  /* Hello sent, waiting for Welcome */
+	S_ONLINE, /* heartbeating */
+	S_COUNT,
+} session_state_t;
+
+typedef enum {
+	E_CONNECT,   /* the backoff timer fired */
+	E_WELCOME,   /* the coordinator accepted our Hello */
+	E_TICK,      /* heartbeat interval */
+	E_SILENT,    /* nothing from the coordinator for too long */
+	E_FORGOTTEN, /* the coordinator does not know us */
+	E_COUNT,
+} session_event_t;
+
+static const char *const state_names[] = {"idle", "hello", "online"};
+
+struct agent {
+	const agent_options_t *opts;
+	char *doorbell_ep;
+	store_t *store;
+	outbox_t *outbox;
+	hostinfo_t *host;
+	zloop_t *loop;
+	zsock_t *dealer; /* NULL while idle */
+	zsock_t *sub;
+	char store_id[33];
+	uint64_t started_ms;
+	uint64_t seq;
+
+	session_state_t state;
+	unsigned attempt;      /* reconnects since the last Welcome */
+	int reconnect_timer;
+	uint64_t last_rx_mono; /* last message from the coordinator */
+
+	uint64_t generation;      /* applied and acknowledged */
+	uint64_t want_generation; /* the newest we heard of */
+
+	uint64_t acked_seq; /* outbox: acknowledged by the coordinator */
+	uint64_t sent_seq;  /* sent on this connection */
+	uint64_t acked_at_last_tick;
+};
+
+static void
+send_env(agent_t *a, Shoal__Envelope *env)
+{
+	zframe_t *f;
+
+	if (!a->dealer)
+		return;
+	env->version = SHOAL_PROTOCOL_VERSION;
+	env->node_id = a->opts->node_id;
+	env->seq = ++a->seq;
+	f = wire_frame(env);
+	/* Non-blocking: with ZMQ_IMMEDIATE a send while no connection is up
+	 * fails at once, and the session's timers take care of it. */
+	if (zframe_send(&f, a->dealer, ZFRAME_DONTWAIT) < 0) {
+		log_debug("%s not sent: %s", wire_body_name(env),
+		    zmq_strerror(zmq_errno()));
+		zframe_destroy(&f);
+	}
+}
+
+static void record(agent_t *a, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Queues an event in the outbox; it is sent once online. */
+static void
+record(agent_t *a, const char *kind, const char *fmt, ...)
+{
+	char msg[WIRE_MAX_MESSAGE];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	r = outbox_push(a->outbox, kind, NULL, "%s", msg);
+	if (r < 0)
+		log_error("cannot queue event %s: %s", kind, shoal_strerror(r));
+}
+
+/* -- outbox ------------------------------------------------------------ */
+
+static void
+send_event(const Shoal__Event *ev, void *arg)
+{
+	agent_t *a = arg;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+
+	env.body_case = SHOAL__ENVELOPE__BODY_EVENT;
+	env.event = (Shoal__Event *)ev;
+	send_env(a, &env);
+	a->sent_seq = ev->seq;
+}
+
+static void
+flush_events(agent_t *a)
+{
+	uint64_t inflight;
+	int r;
+
+	if (a->state != S_ONLINE)
+		return;
+	if (a->sent_seq < a->acked_seq)
+		a->sent_seq = a->acked_seq;
+	inflight = a->sent_seq - a->acked_seq;
+	if (inflight >= EVENT_WINDOW)
+		return;
+	r = outbox_pending(a->outbox, a->sent_seq,
+	    (unsigned)(EVENT_WINDOW - inflight), send_event, a);
+	if (r < 0)
+		log_error("cannot read the outbox: %s", shoal_strerror(r));
+}
+
+static void
+events_acked(agent_t *a, uint64_t seq)
+{
+	int r;
+
+	if (seq <= a->acked_seq)
+		return;
+	if (seq > outbox_last_seq(a->outbox)) {
+		log_warning("coordinator acknowledged event %llu, beyond the "
+			    "last one queued (%llu); ignored",
+		    (unsigned long long)seq,
+		    (unsigned long long)outbox_last_seq(a->outbox));
+		return;
+	}
+	r = outbox_ack(a->outbox, seq);
+	if (r < 0) {
+		log_error("cannot trim the outbox: %s", shoal_strerror(r));
+		return;
+	}
+	a->acked_seq = seq;
+}
+
+/* -- desired state ----------------------------------------------------- */
+
+static void
+request_desired_state(agent_t *a)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__DesiredStateRequest req = SHOAL__DESIRED_STATE_REQUEST__INIT;
+
+	if (a->state != S_ONLINE || a->want_generation <= a->generation)
+		return;
+	req.have_generation = a->generation;
+	env.body_case = SHOAL__ENVELOPE__BODY_DESIRED_STATE_REQUEST;
+	env.desired_state_request = &req;
+	send_env(a, &env);
+}
+
+static void
+heard_of_generation(agent_t *a, uint64_t generation)
+{
+	if (generation > a->want_generation)
+		a->want_generation = generation;
+	request_desired_state(a);
+}
+
+static int
+save_desired_state(agent_t *a, const Shoal__DesiredState *ds)
+{
+	store_txn_t *txn;
+	int r;
+
+	r = store_begin(a->store, true, &txn);
+	if (r < 0)
+		return r;
+	r = store_put_msg(txn, DB_DESIRED, "current", 7, &ds->base);
+	if (r == 0)
+		r = store_put_u64(txn, DB_META, "generation", ds->generation);
+	if (r < 0) {
+		store_abort(&txn);
+		return r;
+	}
+	return store_commit(&txn);
+}
+
+static void
+on_desired_state(agent_t *a, const Shoal__DesiredState *ds)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Ack ack = SHOAL__ACK__INIT;
+	int r;
+
+	if (ds->generation <= a->generation)
+		return; /* stale: an answer to an older request */
+	r = save_desired_state(a, ds);
+	if (r < 0) {
+		/* Not acknowledged: the next heartbeat asks again. */
+		log_error("cannot save desired state %llu: %s",
+		    (unsigned long long)ds->generation, shoal_strerror(r));
+		return;
+	}
+	/* The state this issue carries has no services yet: saving it is
+	 * applying it. */
+	a->generation = ds->generation;
+	log_info("reached desired-state generation %llu",
+	    (unsigned long long)a->generation);
+	record(a, "desired.applied", "reached generation %llu",
+	    (unsigned long long)a->generation);
+	flush_events(a);
+	ack.generation = a->generation;
+	env.body_case = SHOAL__ENVELOPE__BODY_ACK;
+	env.ack = &ack;
+	send_env(a, &env);
+}
+
+/* -- session actions --------------------------------------------------- */
+
+static int on_dealer_readable(zloop_t *loop, zsock_t *sock, void *arg);
+static void fire(agent_t *a, session_event_t ev);
+
+static int
+on_reconnect_timer(zloop_t *loop, int timer_id, void *arg)
+{
+	agent_t *a = arg;
+
+	a->reconnect_timer = -1;
+	fire(a, E_CONNECT);
+	return 0;
+}
+
+static void
+send_hello(agent_t *a)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Hello hello = SHOAL__HELLO__INIT;
+	Shoal__Facts facts = SHOAL__FACTS__INIT;
+	Shoal__Label *labels = xcalloc(a->opts->labels.n + 1, sizeof *labels);
+	Shoal__Label **lp = xcalloc(a->opts->labels.n + 1, sizeof *lp);
+
+	for (size_t i = 0; i < a->opts->labels.n; i++) {
+		shoal__label__init(&labels[i]);
+		labels[i].key = a->opts->labels.v[i].key;
+		labels[i].value = a->opts->labels.v[i].value;
+		lp[i] = &labels[i];
+	}
+	hostinfo_facts(a->host, &facts);
+	hello.agent_version = PACKAGE_VERSION;
+	hello.labels = lp;
+	hello.n_labels = a->opts->labels.n;
+	hello.facts = &facts;
+	hello.heartbeat_ms = (uint32_t)a->opts->heartbeat_ms;
+	hello.generation = a->generation;
+	hello.store_id = a->store_id;
+	hello.started_ms = a->started_ms;
+	env.body_case = SHOAL__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	send_env(a, &env);
+	free(lp);
+	free(labels);
+}
+
+static void
+act_connect(agent_t *a)
+{
+	zsock_t *s = zsock_new(ZMQ_DEALER);
+
+	if (!s)
+		abort();
+	zsock_set_linger(s, 0);
+	zsock_set_immediate(s, 1);
+	zsock_set_sndhwm(s, 1000);
+	/* Our own backoff decides when to try again; keep libzmq's quiet. */
+	zsock_set_reconnect_ivl(s, BACKOFF_MAX_MS);
+	if (zsock_connect(s, "%s", a->opts->coordinator) < 0) {
+		log_error("cannot connect to %s: %s", a->opts->coordinator,
+		    zmq_strerror(zmq_errno()));
+		zsock_destroy(&s);
+		return;
+	}
+	a->dealer = s;
+	zloop_reader(a->loop, a->dealer, on_dealer_readable, a);
+	a->last_rx_mono = mono_ms();
+	a->sent_seq = a->acked_seq;
+	send_hello(a);
+}
+
+static void
+act_hello_again(agent_t *a)
+{
+	send_hello(a);
+}
+
+static void
+act_welcomed(agent_t *a)
+{
+	log_info("connected to the coordinator at %s", a->opts->coordinator);
+	record(a, "coordinator.connected", "connected to %s",
+	    a->opts->coordinator);
+	a->attempt = 0;
+}
+
+static void
+act_heartbeat(agent_t *a)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Heartbeat hb = SHOAL__HEARTBEAT__INIT;
+	Shoal__HostFigures fig = SHOAL__HOST_FIGURES__INIT;
+
+	hostinfo_sample(a->host, &fig);
+	hb.figures = &fig;
+	hb.generation = a->generation;
+	hb.outbox_depth = outbox_depth(a->outbox);
+	env.body_case = SHOAL__ENVELOPE__BODY_HEARTBEAT;
+	env.heartbeat = &hb;
+	send_env(a, &env);
+
+	/* No acknowledgement since the last tick: send the window again. */
+	if (a->sent_seq > a->acked_seq && a->acked_seq == a->acked_at_last_tick)
+		a->sent_seq = a->acked_seq;
+	a->acked_at_last_tick = a->acked_seq;
+	flush_events(a);
+	request_desired_state(a);
+}
+
+static void
+act_disconnect(agent_t *a)
+{
+	uint64_t delay = BACKOFF_MAX_MS, jittered;
+
+	if (a->dealer) {
+		zloop_reader_end(a->loop, a->dealer);
+		zsock_destroy(&a->dealer);
+	}
+	if (a->state == S_ONLINE) {
+		log_warning("lost the coordinator at %s: no reply for %llums",
+		    a->opts->coordinator,
+		    (unsigned long long)(mono_ms() - a->last_rx_mono));
+		record(a, "coordinator.lost", "no reply from %s",
+		    a->opts->coordinator);
+	}
+	/* Equal jitter: half the exponential delay, plus a random half. */
+	if (a->attempt < 16 && (BACKOFF_BASE_MS << a->attempt) < BACKOFF_MAX_MS)
+		delay = (uint64_t)BACKOFF_BASE_MS << a->attempt;
+	jittered = delay / 2 + random_below((uint32_t)(delay / 2 + 1));
+	a->attempt++;
+	log_debug("reconnecting in %llums (attempt %u)",
+	    (unsigned long long)jittered, a->attempt);
+	a->reconnect_timer = zloop_timer(a->loop, (size_t)jittered, 1,
+	    on_reconnect_timer, a);
+}
+
+typedef void (*action_fn)(agent_t *a);
+
+static const struct transition {
+	action_fn act;
+	session_state_t next;
+} session_table[S_COUNT][E_COUNT] = {
+	/* state      event          action            next state */
+	[S_IDLE][E_CONNECT] = {act_connect, S_HELLO},
+	[S_IDLE][E_WELCOME] = {NULL, S_IDLE},
+	[S_IDLE][E_TICK] = {NULL, S_IDLE},
+	[S_IDLE][E_SILENT] = {NULL, S_IDLE},
+	[S_IDLE][E_FORGOTTEN] = {NULL, S_IDLE},
+	[S_HELLO][E_CONNECT] = {NULL, S_HELLO},
+	[S_HELLO][E_WELCOME] = {act_welcomed, S_ONLINE},
+	[S_HELLO][E_TICK] = {act_hello_again, S_HELLO},
+	[S_HELLO][E_SILENT] = {act_disconnect, S_IDLE},
+	[S_HELLO][E_FORGOTTEN] = {act_hello_again, S_HELLO},
+	[S_ONLINE][E_CONNECT] = {NULL, S_ONLINE},
+	[S_ONLINE][E_WELCOME] = {NULL, S_ONLINE},
+	[S_ONLINE][E_TICK] = {act_heartbeat, S_ONLINE},
+	[S_ONLINE][E_SILENT] = {act_disconnect, S_IDLE},
+	[S_ONLINE][E_FORGOTTEN] = {act_hello_again, S_HELLO},
+};
+
+static void
+fire(agent_t *a, session_event_t ev)
+{
+	const struct transition *t = &session_table[a->state][ev];
+	session_state_t from = a->state;
+
+	if (t->act)
+		t->act(a);
+	a->state = t->next;
+	if (from != a->state)
+		log_debug("session %s -> %s", state_names[from],
+		    state_names[a->state]);
+	if (from != S_ONLINE && a->state == S_ONLINE) {
+		flush_events(a);
+		request_desired_state(a);
+	}
+}
+
+/* -- handlers ---------------------------------------------------------- */
+
+static int
+on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+	agent_t *a = arg;
+	uint64_t silence = MISSED_REPLIES * a->opts->heartbeat_ms;
+
+	if (a->state != S_IDLE && mono_ms() - a->last_rx_mono > silence)
+		fire(a, E_SILENT);
+	else
+		fire(a, E_TICK);
+	return 0;
+}
+
+static void
+on_message(agent_t *a, const Shoal__Envelope *in)
+{
+	switch (in->body_case) {
+	case SHOAL__ENVELOPE__BODY_WELCOME:
+		events_acked(a, in->welcome->event_seq);
+		a->want_generation = in->welcome->generation;
+		fire(a, E_WELCOME);
+		break;
+	case SHOAL__ENVELOPE__BODY_HEARTBEAT_REPLY:
+		if (!in->heartbeat_reply->known) {
+			log_info("the coordinator does not know this node; "
+				 "saying Hello again");
+			fire(a, E_FORGOTTEN);
+			break;
+		}
+		heard_of_generation(a, in->heartbeat_reply->generation);
+		break;
+	case SHOAL__ENVELOPE__BODY_DESIRED_STATE:
+		on_desired_state(a, in->desired_state);
+		break;
+	case SHOAL__ENVELOPE__BODY_EVENT_ACK:
+		events_acked(a, in->event_ack->seq);
+		flush_events(a);
+		break;
+	case SHOAL__ENVELOPE__BODY_ERROR:
+		log_warning("the coordinator refused a message: %s (%s)",
+		    shoal_strerror(in->error->code), in->error->message);
+		break;
+	default:
+		log_warning("unexpected %s from the coordinator; ignored",
+		    wire_body_name(in));
+		break;
+	}
+}
+
+static int
+on_dealer_readable(zloop_t *loop, zsock_t *sock, void *arg)
+{
+	agent_t *a = arg;
+	zmsg_t *msg = zmsg_recv(sock);
+	Shoal__Envelope *in;
+	const char *why = NULL;
+	zframe_t *f;
+	int r;
+
+	if (!msg)
+		return 0;
+	f = zmsg_first(msg);
+	if (zmsg_size(msg) != 1) {
+		log_warning("dropped a message of %zu frames from the "
+			    "coordinator",
+		    zmsg_size(msg));
+		zmsg_destroy(&msg);
+		return 0;
+	}
+	r = wire_unpack(zframe_data(f), zframe_size(f), &in, &why);
+	zmsg_destroy(&msg);
+	if (r < 0) {
+		log_warning("dropped a frame from the coordinator: %s (%s)",
+		    shoal_strerror(r), why);
+		return 0;
+	}
+	a->last_rx_mono = mono_ms();
+	on_message(a, in);
+	shoal__envelope__free_unpacked(in, NULL);
+	return 0;
+}
+
+static int
+on_doorbell(zloop_t *loop, zsock_t *sock, void *arg)
+{
+	agent_t *a = arg;
+	zmsg_t *msg = zmsg_recv(sock);
+	Shoal__Envelope *in = NULL;
+	char *topic = NULL;
+	zframe_t *f;
+	int r;
+
+	if (!msg)
+		return 0;
+	if (zmsg_size(msg) != 2)
+		goto out;
+	topic = zmsg_popstr(msg);
+	/* Subscriptions match prefixes: "node1" also hears "node10". */
+	if (!topic || (strcmp(topic, a->opts->node_id) != 0 &&
+			  strcmp(topic, "*") != 0))
+		goto out;
+	f = zmsg_first(msg);
+	r = wire_unpack(zframe_data(f), zframe_size(f), &in, NULL);
+	if (r < 0 || in->body_case != SHOAL__ENVELOPE__BODY_DOORBELL) {
+		log_warning("dropped a bad doorbell: %s", shoal_strerror(r));
+		goto out;
+	}
+	log_debug("doorbell: generation %llu",
+	    (unsigned long long)in->doorbell->generation);
+	heard_of_generation(a, in->doorbell->generation);
+out:
+	if (in)
+		shoal__envelope__free_unpacked(in, NULL);
+	free(topic);
+	zmsg_destroy(&msg);
+	return 0;
+}
+
+/* -- life cycle -------------------------------------------------------- */
+
+static int
+load_identity(agent_t *a)
+{
+	store_txn_t *txn;
+	const void *val;
+	size_t vlen;
+	int r;
+
+	r = store_begin(a->store, true, &txn);
+	if (r < 0)
+		return r;
+	r = store_get_u64(txn, DB_META, "generation", &a->generation);
+	if (r < 0)
+		goto fail;
+	r = store_get(txn, DB_META, "store_id", 8, &val, &vlen);
+	if (r == 0 && vlen == 32) {
+		memcpy(a->store_id, val, 32);
+	} else if (r == SHOAL_E_NOT_FOUND) {
+		/* A new state dir: its events are numbered from 1. */
+		for (int i = 0; i < 32; i++)
+			a->store_id[i] = "0123456789abcdef"[random_below(16)];
+		r = store_put(txn, DB_META, "store_id", 8, a->store_id, 32);
+		if (r < 0)
+			goto fail;
+	} else {
+		r = r < 0 ? r : SHOAL_E_STORE_CORRUPT;
+		goto fail;
+	}
+	a->store_id[32] = '\0';
+	return store_commit(&txn);
+fail:
+	store_abort(&txn);
+	return r;
+}
+
+int
+agent_new(const agent_options_t *opts, agent_t **ret)
+{
+	agent_t *a = xcalloc(1, sizeof *a);
+	int r;
+
+	a->opts = opts;
+	a->reconnect_timer = -1;
+	a->started_ms = now_ms();
+	a->doorbell_ep = opts->doorbell ? xstrdup(opts->doorbell)
+					: agent_default_doorbell(opts->coordinator);
+	if (!a->doorbell_ep) {
+		log_error("no doorbell endpoint: give --doorbell when the "
+			  "coordinator endpoint %s is not tcp://HOST:PORT",
+		    opts->coordinator);
+		r = -EINVAL;
+		goto fail;
+	}
+	r = store_open(opts->state_dir, agent_dbs, ARRAY_SIZE(agent_dbs),
+	    AGENT_SCHEMA, STORE_MAP_BYTES, &a->store);
+	if (r < 0) {
+		log_error("cannot open the state store in %s: %s",
+		    opts->state_dir, shoal_strerror(r));
+		goto fail;
+	}
+	r = load_identity(a);
+	if (r == 0)
+		r = outbox_open(a->store, DB_OUTBOX, DB_META, &a->outbox);
+	if (r < 0) {
+		log_error("cannot read the state store in %s: %s",
+		    opts->state_dir, shoal_strerror(r));
+		goto fail;
+	}
+	hostinfo_new("/proc", &a->host);
+
+	a->sub = zsock_new(ZMQ_SUB);
+	zsock_set_linger(a->sub, 0);
+	zsock_set_reconnect_ivl(a->sub, BACKOFF_BASE_MS);
+	zsock_set_reconnect_ivl_max(a->sub, BACKOFF_MAX_MS);
+	zsock_set_subscribe(a->sub, opts->node_id);
+	zsock_set_subscribe(a->sub, "*");
+	if (zsock_connect(a->sub, "%s", a->doorbell_ep) < 0) {
+		log_error("cannot connect to the doorbell endpoint %s: %s",
+		    a->doorbell_ep, zmq_strerror(zmq_errno()));
+		r = -EINVAL;
+		goto fail;
+	}
+	a->loop = zloop_new();
+	zloop_reader(a->loop, a->sub, on_doorbell, a);
+	zloop_timer(a->loop, (size_t)opts->heartbeat_ms, 0, on_tick, a);
+
+	record(a, "agent.started", "shoal-agent %s started", PACKAGE_VERSION);
+	log_info("agent %s (node %s, generation %llu, %llu events queued): "
+		 "coordinator %s, doorbell %s",
+	    PACKAGE_VERSION, opts->node_id, (unsigned long long)a->generation,
+	    (unsigned long long)outbox_depth(a->outbox), opts->coordinator,
+	    a->doorbell_ep);
+	fire(a, E_CONNECT);
+	*ret = a;
+	return 0;
+fail:
+	agent_destroy(&a);
+	return r;
+}
+
+int
+agent_run(agent_t *a)
+{
+	zloop_start(a->loop);
+	log_info("shutting down");
+	return 0;
+}
+
+void
+agent_destroy(agent_t **ap)
+{
+	agent_t *a = *ap;
+
+	if (!a)
+		return;
+	zloop_destroy(&a->loop);
+	zsock_destroy(&a->dealer);
+	zsock_destroy(&a->sub);
+	hostinfo_destroy(&a->host);
+	outbox_close(&a->outbox);
+	store_close(&a->store);
+	free(a->doorbell_ep);
+	free(a);
+	*ap = NULL;
+}

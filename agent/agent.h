@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agent daemon's core: its LMDB store, the session with the
+ * coordinator (Hello, heartbeats, reconnects with jittered exponential
+ * backoff), the doorbell subscription, desired-state fetch and
+ * acknowledgement, and the event outbox. main.c only parses options.
+ */
+#ifndef SHOAL_AGENT_AGENT_H
+#define SHOAL_AGENT_AGENT_H
+
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/labels.h"
+
+typedef struct agent_options {
+	char *node_id;
+	labels_t labels;
+	char *coordinator; /* the coordinator's ROUTER */
+	char *doorbell;    /* its PUB; NULL: derived from coordinator */
+	char *state_dir;
+	uint64_t heartbeat_ms;
+	char *log_level;
+} agent_options_t;
+
+extern const config_field_t agent_config_fields[];
+
+/* Fills in the documented defaults (strings are heap-owned). */
+void agent_options_defaults(agent_options_t *o);
+void agent_options_free(agent_options_t *o);
+
+/* tcp://HOST:PORT -> tcp://HOST:PORT+1, the default doorbell endpoint.
+ * Caller owns the result; NULL when ep is not tcp:// with a port. */
+char *agent_default_doorbell(const char *ep);
+
+typedef struct agent agent_t;
+
+/* Opens the store and connects; errors are logged here. */
+int agent_new(const agent_options_t *opts, agent_t **ret);
+/* Runs until SIGINT/SIGTERM. */
+int agent_run(agent_t *a);
+void agent_destroy(agent_t **a);
+
+#endif

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Host facts and figures for the agent's Hello and heartbeats, read from
+ * /proc, os-release and uname(2). Reads are small and bounded: they run on
+ * the event loop.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "agent/hostinfo.h"
+#include "common/util.h"
+
+struct hostinfo {
+	char *proc;
+	char hostname[256];
+	char os[256];
+	char kernel[256];
+	char arch[128];
+	uint64_t memory_total;
+	/* the previous /proc/stat sample */
+	uint64_t cpu_busy, cpu_total;
+	int have_cpu;
+};
+
+/* Reads a small file into buf; returns its length or -errno. */
+static ssize_t
+read_small(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, size - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return (ssize_t)n;
+}
+
+static uint64_t
+meminfo_kib(const char *proc, const char *field)
+{
+	char path[4096], buf[8192], *p;
+	size_t flen = strlen(field);
+	unsigned long long v;
+
+	snprintf(path, sizeof path, "%s/meminfo", proc);
+	if (read_small(path, buf, sizeof buf) < 0)
+		return 0;
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, field, flen) == 0 && p[flen] == ':' &&
+		    sscanf(p + flen + 1, "%llu", &v) == 1)
+			return (uint64_t)v * 1024;
+	}
+	return 0;
+}
+
+static void
+read_os_release(char *out, size_t size)
+{
+	static const char *const paths[] = {"/etc/os-release",
+	    "/usr/lib/os-release"};
+	char buf[8192], *p, *end;
+
+	snprintf(out, size, "Linux");
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		if (read_small(paths[i], buf, sizeof buf) < 0)
+			continue;
+		for (p = buf; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+			if (strncmp(p, "PRETTY_NAME=", 12) != 0)
+				continue;
+			p += 12;
+			if (*p == '"')
+				p++;
+			end = p + strcspn(p, "\"\n");
+			snprintf(out, size, "%.*s", (int)(end - p), p);
+			return;
+		}
+	}
+}
+
+int
+hostinfo_new(const char *proc_root, hostinfo_t **ret)
+{
+	hostinfo_t *h = xcalloc(1, sizeof *h);
+	struct utsname u;
+
+	h->proc = xstrdup(proc_root);
+	if (gethostname(h->hostname, sizeof h->hostname - 1) < 0)
+		snprintf(h->hostname, sizeof h->hostname, "unknown");
+	read_os_release(h->os, sizeof h->os);
+	if (uname(&u) == 0) {
+		snprintf(h->kernel, sizeof h->kernel, "%s", u.release);
+		snprintf(h->arch, sizeof h->arch, "%s", u.machine);
+	}
+	h->memory_total = meminfo_kib(h->proc, "MemTotal");
+	*ret = h;
+	return 0;
+}
+
+void
+hostinfo_destroy(hostinfo_t **h)
+{
+	if (!*h)
+		return;
+	free((*h)->proc);
+	free(*h);
+	*h = NULL;
+}
+
+void
+hostinfo_facts(hostinfo_t *h, Shoal__Facts *facts)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	facts->hostname = h->hostname;
+	facts->os = h->os;
+	facts->kernel = h->kernel;
+	facts->arch = h->arch;
+	facts->cpus = cpus > 0 ? (uint32_t)cpus : 0;
+	facts->memory_bytes = h->memory_total;
+}
+
+/* The aggregate "cpu" line: busy is everything but idle and iowait. */
+static int
+read_cpu(const char *proc, uint64_t *busy, uint64_t *total)
+{
+	char path[4096], buf[1024];
+	unsigned long long v[10] = {0};
+	int n;
+
+	snprintf(path, sizeof path, "%s/stat", proc);
+	if (read_small(path, buf, sizeof buf) < 0)
+		return -1;
+	n = sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+	    &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
+	    &v[9]);
+	if (n < 4)
+		return -1;
+	*total = 0;
+	/* guest and guest_nice (8, 9) are already counted in user/nice. */
+	for (int i = 0; i < n && i < 8; i++)
+		*total += v[i];
+	*busy = *total - v[3] - (n > 4 ? v[4] : 0);
+	return 0;
+}
+
+void
+hostinfo_sample(hostinfo_t *h, Shoal__HostFigures *figures)
+{
+	char path[4096], buf[256];
+	uint64_t busy, total;
+
+	snprintf(path, sizeof path, "%s/loadavg", h->proc);
+	if (read_small(path, buf, sizeof buf) < 0 ||
+	    sscanf(buf, "%lf", &figures->load1) != 1)
+		figures->load1 = 0;
+	figures->memory_available_bytes = meminfo_kib(h->proc, "MemAvailable");
+	figures->cpu_percent = 0;
+	if (read_cpu(h->proc, &busy, &total) < 0)
+		return;
+	if (h->have_cpu && total > h->cpu_total && busy >= h->cpu_busy)
+		figures->cpu_percent = 100.0 * (double)(busy - h->cpu_busy) /
+		    (double)(total - h->cpu_total);
+	h->cpu_busy = busy;
+	h->cpu_total = total;
+	h->have_cpu = 1;
+}

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * shoal-agent: option parsing and start-up. Flags override the config
+ * file, which overrides the defaults; --label flags add to or replace the
+ * file's labels key by key.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "agent/agent.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define DEFAULT_CONFIG "/etc/shoal/agent.yaml"
+
+enum {
+	OPT_STATE_DIR = 256,
+	OPT_NODE_ID,
+	OPT_LABEL,
+	OPT_COORDINATOR,
+	OPT_DOORBELL,
+	OPT_HEARTBEAT,
+	OPT_LOG_LEVEL,
+};
+
+static const struct option options[] = {
+	{"config", required_argument, NULL, 'c'},
+	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	{"node-id", required_argument, NULL, OPT_NODE_ID},
+	{"label", required_argument, NULL, OPT_LABEL},
+	{"coordinator", required_argument, NULL, OPT_COORDINATOR},
+	{"doorbell", required_argument, NULL, OPT_DOORBELL},
+	{"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "Usage: shoal-agent [OPTION]...\n"
+	    "Run this node's model containers as the shoal coordinator "
+	    "directs.\n"
+	    "\n"
+	    "  -c, --config FILE          config file (default " DEFAULT_CONFIG
+	    ", if present)\n"
+	    "      --state-dir DIR        LMDB state (default "
+	    "/var/lib/shoal-agent)\n"
+	    "      --node-id ID           this node's id (default: the host "
+	    "name)\n"
+	    "      --label K=V            a node label; may be repeated\n"
+	    "      --coordinator EP       the coordinator (default "
+	    "tcp://127.0.0.1:7400)\n"
+	    "      --doorbell EP          its doorbells (default: the "
+	    "coordinator's port + 1)\n"
+	    "      --heartbeat DURATION   heartbeat interval (default 5s)\n"
+	    "      --log-level LEVEL      error, warning, info or debug "
+	    "(default info)\n"
+	    "  -h, --help                 show this help\n"
+	    "  -V, --version              show the version\n"
+	    "\n"
+	    "EP is a ZeroMQ endpoint (tcp://HOST:PORT); DURATION is 500ms, "
+	    "10s, 5m, 1h.\n");
+}
+
+static void
+set_string(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = xstrdup(v);
+}
+
+static int
+bad_value(const char *flag, const char *v, const char *expect)
+{
+	fprintf(stderr, "shoal-agent: %s: expected %s, got '%s'\n", flag,
+	    expect, v);
+	return -EINVAL;
+}
+
+/* The second pass: flags override what the config file set. */
+static int
+apply_flags(int argc, char **argv, agent_options_t *o)
+{
+	int ch, r;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+		switch (ch) {
+		case OPT_STATE_DIR:
+			set_string(&o->state_dir, optarg);
+			break;
+		case OPT_NODE_ID:
+			if (!node_id_valid(optarg))
+				return bad_value("--node-id", optarg,
+				    "1-63 of [A-Za-z0-9._-], starting with a "
+				    "letter or digit");
+			set_string(&o->node_id, optarg);
+			break;
+		case OPT_LABEL:
+			r = labels_parse(&o->labels, optarg);
+			if (r == -E2BIG)
+				return bad_value("--label", optarg,
+				    "at most 64 labels");
+			if (r < 0)
+				return bad_value("--label", optarg,
+				    "KEY=VALUE (keys [A-Za-z0-9._/-], values "
+				    "[A-Za-z0-9._-], at most 63 each)");
+			break;
+		case OPT_COORDINATOR:
+			set_string(&o->coordinator, optarg);
+			break;
+		case OPT_DOORBELL:
+			set_string(&o->doorbell, optarg);
+			break;
+		case OPT_HEARTBEAT:
+			if (parse_duration_ms(optarg, &o->heartbeat_ms) < 0 ||
+			    o->heartbeat_ms < 50 ||
+			    o->heartbeat_ms > 3600 * 1000)
+				return bad_value("--heartbeat", optarg,
+				    "a duration from 50ms to 1h");
+			break;
+		case OPT_LOG_LEVEL:
+			set_string(&o->log_level, optarg);
+			break;
+		default:
+			break;
+		}
+	}
+	if (log_level_from_name(o->log_level) < 0)
+		return bad_value("log level", o->log_level,
+		    "error, warning, info or debug");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	agent_options_t opts;
+	agent_t *a = NULL;
+	const char *config = NULL;
+	char err[1024];
+	int ch, r;
+
+	while ((ch = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("shoal-agent %s\n", PACKAGE_VERSION);
+			return 0;
+		case '?':
+			usage(stderr);
+			return 2;
+		default:
+			break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shoal-agent: unexpected argument '%s'\n",
+		    argv[optind]);
+		return 2;
+	}
+
+	agent_options_defaults(&opts);
+	if (!config && access(DEFAULT_CONFIG, F_OK) == 0)
+		config = DEFAULT_CONFIG;
+	if (config) {
+		r = config_load(config, agent_config_fields, &opts, err,
+		    sizeof err);
+		if (r < 0) {
+			fprintf(stderr, "shoal-agent: %s\n", err);
+			agent_options_free(&opts);
+			return 1;
+		}
+	}
+	opterr = 0;
+	if (apply_flags(argc, argv, &opts) < 0) {
+		agent_options_free(&opts);
+		return 2;
+	}
+
+	log_open("shoal-agent", log_level_from_name(opts.log_level));
+	zsys_init();
+	zsys_set_logstream(NULL);
+	r = agent_new(&opts, &a);
+	if (r == 0) {
+		agent_run(a);
+		agent_destroy(&a);
+	}
+	agent_options_free(&opts);
+	return r < 0 ? 1 : 0;
+}

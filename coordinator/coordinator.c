@@ -1,0 +1,600 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The coordinator's event loop: agents on a ROUTER, doorbells on a PUB,
+ * shoalctl on a control ROUTER, and timers for liveness and for writing
+ * heartbeat figures. Every frame is decoded by the wire codec before use;
+ * a bad frame is answered with an Error and logged (rate-limited), never
+ * trusted.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/store.h"
+#include "common/util.h"
+#include "common/wire.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/registry.h"
+
+#define SWEEP_MS 250
+#define FLUSH_MS 5000
+#define STORE_MAP_BYTES (1ULL << 30)
+#define EVENTS_DEFAULT_LIMIT 100
+
+#define OPT(field) offsetof(coord_options_t, field)
+const config_field_t coord_config_fields[] = {
+	{"state_dir", CONFIG_STRING, OPT(state_dir)},
+	{"listen", CONFIG_STRING, OPT(listen)},
+	{"publish", CONFIG_STRING, OPT(publish)},
+	{"control", CONFIG_STRING, OPT(control)},
+	{"offline_after", CONFIG_DURATION, OPT(offline_after_ms), 0,
+	    24ULL * 3600 * 1000},
+	{"missed_heartbeats", CONFIG_UINT, OPT(missed_heartbeats), 1, 1000},
+	{"log_level", CONFIG_STRING, OPT(log_level)},
+	{NULL},
+};
+
+void
+coord_options_defaults(coord_options_t *o)
+{
+	*o = (coord_options_t){
+		.state_dir = xstrdup("/var/lib/shoal-coordinator"),
+		.listen = xstrdup("tcp://*:7400"),
+		.publish = xstrdup("tcp://*:7401"),
+		.control = xstrdup("ipc:///run/shoal/control.sock"),
+		.missed_heartbeats = 3,
+		.log_level = xstrdup("info"),
+	};
+}
+
+void
+coord_options_free(coord_options_t *o)
+{
+	config_free(coord_config_fields, o);
+}
+
+struct coordinator {
+	const coord_options_t *opts;
+	store_t *store;
+	registry_t *reg;
+	zloop_t *loop;
+	zsock_t *router;
+	zsock_t *pub;
+	zsock_t *control;
+	uint64_t seq;
+	/* rate limit for complaints about bad frames */
+	uint64_t bad_window;
+	unsigned bad_logged, bad_dropped;
+};
+
+static void
+complain(coordinator_t *c, const char *where, int code, const char *why)
+{
+	uint64_t now = mono_ms();
+
+	if (now - c->bad_window > 10000) {
+		if (c->bad_dropped)
+			log_warning("%u more bad frames not logged",
+			    c->bad_dropped);
+		c->bad_window = now;
+		c->bad_logged = c->bad_dropped = 0;
+	}
+	if (c->bad_logged++ < 10)
+		log_warning("dropped a frame on the %s endpoint: %s (%s)",
+		    where, shoal_strerror(code), why ? why : "-");
+	else
+		c->bad_dropped++;
+}
+
+/* Sends env back along the routing frames of the request (all frames but
+ * the payload, so both DEALER and REQ peers get their envelope). */
+static void
+reply(coordinator_t *c, zsock_t *sock, zmsg_t *route, Shoal__Envelope *env)
+{
+	zmsg_t *out = zmsg_dup(route);
+
+	env->version = SHOAL_PROTOCOL_VERSION;
+	env->seq = ++c->seq;
+	zmsg_append(out, &(zframe_t *){wire_frame(env)});
+	if (zmsg_send(&out, sock) < 0) {
+		log_debug("reply not sent: %s", zmq_strerror(zmq_errno()));
+		zmsg_destroy(&out);
+	}
+}
+
+static void
+reply_error(coordinator_t *c, zsock_t *sock, zmsg_t *route, int code,
+    const char *msg)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Error err = SHOAL__ERROR__INIT;
+
+	err.code = code;
+	err.message = (char *)msg;
+	env.body_case = SHOAL__ENVELOPE__BODY_ERROR;
+	env.error = &err;
+	reply(c, sock, route, &env);
+}
+
+static void
+ring(coordinator_t *c, const char *node_id, uint64_t generation)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Doorbell bell = SHOAL__DOORBELL__INIT;
+	zmsg_t *msg = zmsg_new();
+
+	bell.generation = generation;
+	env.version = SHOAL_PROTOCOL_VERSION;
+	env.node_id = (char *)node_id;
+	env.seq = ++c->seq;
+	env.body_case = SHOAL__ENVELOPE__BODY_DOORBELL;
+	env.doorbell = &bell;
+	zmsg_addstr(msg, node_id);
+	zmsg_append(msg, &(zframe_t *){wire_frame(&env)});
+	if (zmsg_send(&msg, c->pub) < 0)
+		zmsg_destroy(&msg);
+}
+
+static void
+on_hello(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Welcome w = SHOAL__WELCOME__INIT;
+	const Shoal__Node *before = registry_find(c->reg, in->node_id);
+	int was_online = before && before->state == SHOAL__NODE__STATE__ONLINE;
+	const Shoal__Node *node;
+	int r;
+
+	r = registry_hello(c->reg, in->node_id, in->hello, &node);
+	if (r < 0) {
+		log_node(LOG_ERR, in->node_id, "cannot record node: %s",
+		    shoal_strerror(r));
+		reply_error(c, c->router, route, r, shoal_strerror(r));
+		return;
+	}
+	if (!before)
+		log_node(LOG_INFO, node->id, "node %s registered (agent %s)",
+		    node->id, node->agent_version);
+	else if (!was_online)
+		log_node(LOG_INFO, node->id, "node %s online", node->id);
+	w.coordinator_version = PACKAGE_VERSION;
+	w.generation = node->generation;
+	w.event_seq = node->event_seq;
+	env.body_case = SHOAL__ENVELOPE__BODY_WELCOME;
+	env.welcome = &w;
+	env.node_id = node->id;
+	reply(c, c->router, route, &env);
+	if (!before)
+		ring(c, node->id, node->generation);
+}
+
+static void
+on_heartbeat(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__HeartbeatReply hr = SHOAL__HEARTBEAT_REPLY__INIT;
+	const Shoal__Node *node = registry_find(c->reg, in->node_id);
+	int was_online = node && node->state == SHOAL__NODE__STATE__ONLINE;
+	int r;
+
+	r = registry_heartbeat(c->reg, in->node_id, in->heartbeat, &node);
+	if (r == 0) {
+		hr.known = 1;
+		hr.generation = node->generation;
+		if (!was_online)
+			log_node(LOG_INFO, node->id, "node %s online",
+			    node->id);
+	} else if (r != SHOAL_E_NOT_FOUND) {
+		log_node(LOG_ERR, in->node_id, "cannot record heartbeat: %s",
+		    shoal_strerror(r));
+		reply_error(c, c->router, route, r, shoal_strerror(r));
+		return;
+	}
+	env.body_case = SHOAL__ENVELOPE__BODY_HEARTBEAT_REPLY;
+	env.heartbeat_reply = &hr;
+	env.node_id = in->node_id;
+	reply(c, c->router, route, &env);
+}
+
+static void
+on_desired_state_request(coordinator_t *c, zmsg_t *route,
+    const Shoal__Envelope *in)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__DesiredState ds = SHOAL__DESIRED_STATE__INIT;
+	const Shoal__Node *node = registry_touch(c->reg, in->node_id);
+
+	if (!node) {
+		reply_error(c, c->router, route, SHOAL_E_NOT_FOUND,
+		    "unknown node: say Hello first");
+		return;
+	}
+	ds.generation = node->generation;
+	env.body_case = SHOAL__ENVELOPE__BODY_DESIRED_STATE;
+	env.desired_state = &ds;
+	env.node_id = in->node_id;
+	reply(c, c->router, route, &env);
+}
+
+static void
+on_ack(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
+{
+	int r = registry_ack(c->reg, in->node_id, in->ack->generation);
+
+	if (r < 0) {
+		log_node(LOG_WARNING, in->node_id,
+		    "acknowledgement of generation %llu refused: %s",
+		    (unsigned long long)in->ack->generation,
+		    shoal_strerror(r));
+		reply_error(c, c->router, route, r, shoal_strerror(r));
+		return;
+	}
+	registry_touch(c->reg, in->node_id);
+	log_node(LOG_DEBUG, in->node_id, "node %s reached generation %llu",
+	    in->node_id, (unsigned long long)in->ack->generation);
+}
+
+static void
+on_event(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__EventAck ack = SHOAL__EVENT_ACK__INIT;
+	int r;
+
+	r = registry_event(c->reg, in->node_id, in->event, &ack.seq);
+	if (r < 0) {
+		/* Not acknowledged: the agent keeps it and sends it again. */
+		log_node(LOG_WARNING, in->node_id, "event %llu not stored: %s",
+		    (unsigned long long)in->event->seq, shoal_strerror(r));
+		reply_error(c, c->router, route, r, shoal_strerror(r));
+		return;
+	}
+	log_node(LOG_DEBUG, in->node_id, "event %llu %s: %s",
+	    (unsigned long long)in->event->seq, in->event->kind,
+	    in->event->message);
+	env.body_case = SHOAL__ENVELOPE__BODY_EVENT_ACK;
+	env.event_ack = &ack;
+	env.node_id = in->node_id;
+	reply(c, c->router, route, &env);
+}
+
+/* Takes the payload (last frame) off a ROUTER message, leaving the
+ * routing frames to reply along. */
+static zframe_t *
+zmsg_pop_last_frame(zmsg_t *msg)
+{
+	zframe_t *f = zmsg_last(msg);
+
+	zmsg_remove(msg, f);
+	return f;
+}
+
+static int
+on_agent_readable(zloop_t *loop, zsock_t *sock, void *arg)
+{
+	coordinator_t *c = arg;
+	zmsg_t *msg = zmsg_recv(sock);
+	Shoal__Envelope *in = NULL;
+	const char *why = NULL;
+	zframe_t *payload;
+	int r;
+
+	if (!msg)
+		return 0;
+	if (zmsg_size(msg) != 2) {
+		complain(c, "agent", SHOAL_E_MALFORMED, "frame count");
+		goto out;
+	}
+	payload = zmsg_pop_last_frame(msg);
+	r = wire_unpack(zframe_data(payload), zframe_size(payload), &in, &why);
+	zframe_destroy(&payload);
+	if (r < 0) {
+		complain(c, "agent", r, why);
+		reply_error(c, sock, msg, r, why);
+		goto out;
+	}
+	switch (in->body_case) {
+	case SHOAL__ENVELOPE__BODY_HELLO:
+		on_hello(c, msg, in);
+		break;
+	case SHOAL__ENVELOPE__BODY_HEARTBEAT:
+		on_heartbeat(c, msg, in);
+		break;
+	case SHOAL__ENVELOPE__BODY_DESIRED_STATE_REQUEST:
+		on_desired_state_request(c, msg, in);
+		break;
+	case SHOAL__ENVELOPE__BODY_ACK:
+		on_ack(c, msg, in);
+		break;
+	case SHOAL__ENVELOPE__BODY_EVENT:
+		on_event(c, msg, in);
+		break;
+	default:
+		complain(c, "agent", SHOAL_E_UNEXPECTED, wire_body_name(in));
+		reply_error(c, sock, msg, SHOAL_E_UNEXPECTED,
+		    "not a message for the coordinator");
+		break;
+	}
+out:
+	if (in)
+		shoal__envelope__free_unpacked(in, NULL);
+	zmsg_destroy(&msg);
+	return 0;
+}
+
+static void
+control_request(coordinator_t *c, const Shoal__ControlRequest *req,
+    Shoal__ControlReply *rep, Shoal__StoredEvent ***events, size_t *nevents)
+{
+	const Shoal__Node **nodes;
+	size_t n;
+	int r;
+
+	switch (req->req_case) {
+	case SHOAL__CONTROL_REQUEST__REQ_LIST_NODES:
+		n = registry_count(c->reg);
+		nodes = xcalloc(n, sizeof *nodes);
+		for (size_t i = 0; i < n; i++)
+			nodes[i] = registry_at(c->reg, i);
+		rep->nodes = (Shoal__Node **)nodes;
+		rep->n_nodes = n;
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_GET_NODE:
+		nodes = xcalloc(1, sizeof *nodes);
+		nodes[0] = registry_find(c->reg, req->get_node->id);
+		rep->nodes = (Shoal__Node **)nodes;
+		if (nodes[0]) {
+			rep->n_nodes = 1;
+		} else {
+			rep->code = SHOAL_E_NOT_FOUND;
+			rep->error = xasprintf("no node '%s' is registered",
+			    req->get_node->id);
+		}
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_LIST_EVENTS:
+		n = req->list_events->limit ? req->list_events->limit
+					    : EVENTS_DEFAULT_LIMIT;
+		r = registry_events(c->reg,
+		    req->list_events->node[0] ? req->list_events->node : NULL,
+		    n, events, nevents);
+		if (r < 0) {
+			rep->code = r;
+			rep->error = xasprintf("cannot read events: %s",
+			    shoal_strerror(r));
+			break;
+		}
+		rep->events = *events;
+		rep->n_events = *nevents;
+		break;
+	default:
+		rep->code = SHOAL_E_INVALID;
+		rep->error = xstrdup("unknown request");
+		break;
+	}
+}
+
+static int
+on_control_readable(zloop_t *loop, zsock_t *sock, void *arg)
+{
+	coordinator_t *c = arg;
+	zmsg_t *msg = zmsg_recv(sock);
+	Shoal__Envelope *in = NULL, env = SHOAL__ENVELOPE__INIT;
+	Shoal__ControlReply rep = SHOAL__CONTROL_REPLY__INIT;
+	Shoal__StoredEvent **events = NULL;
+	size_t nevents = 0;
+	const char *why = NULL;
+	char *error;
+	zframe_t *payload;
+	int r;
+
+	if (!msg)
+		return 0;
+	if (zmsg_size(msg) < 2) {
+		complain(c, "control", SHOAL_E_MALFORMED, "frame count");
+		goto out;
+	}
+	payload = zmsg_pop_last_frame(msg);
+	r = wire_unpack(zframe_data(payload), zframe_size(payload), &in, &why);
+	zframe_destroy(&payload);
+	if (r == 0 && in->body_case != SHOAL__ENVELOPE__BODY_CONTROL_REQUEST) {
+		r = SHOAL_E_UNEXPECTED;
+		why = wire_body_name(in);
+	}
+	if (r < 0) {
+		complain(c, "control", r, why);
+		reply_error(c, sock, msg, r, why);
+		goto out;
+	}
+	rep.error = NULL; /* control_request() sets it only on failure */
+	control_request(c, in->control_request, &rep, &events, &nevents);
+	error = rep.error;
+	if (!rep.error)
+		rep.error = (char *)"";
+	env.body_case = SHOAL__ENVELOPE__BODY_CONTROL_REPLY;
+	env.control_reply = &rep;
+	if (shoal__envelope__get_packed_size(&env) > WIRE_MAX_FRAME) {
+		reply_error(c, sock, msg, SHOAL_E_FRAME_TOO_BIG,
+		    "reply too large: ask for less");
+	} else {
+		reply(c, sock, msg, &env);
+	}
+	free(rep.nodes);
+	free(error);
+	registry_events_free(events, nevents);
+out:
+	if (in)
+		shoal__envelope__free_unpacked(in, NULL);
+	zmsg_destroy(&msg);
+	return 0;
+}
+
+static void
+on_offline(const Shoal__Node *node, void *arg)
+{
+	log_node(LOG_WARNING, node->id,
+	    "node %s offline: no heartbeat since %llums ago", node->id,
+	    (unsigned long long)(now_ms() - node->last_seen_ms));
+}
+
+static int
+on_sweep(zloop_t *loop, int timer_id, void *arg)
+{
+	coordinator_t *c = arg;
+	int r;
+
+	r = registry_sweep(c->reg, c->opts->offline_after_ms,
+	    c->opts->missed_heartbeats, on_offline, c);
+	if (r < 0)
+		log_error("liveness sweep failed: %s", shoal_strerror(r));
+	return 0;
+}
+
+static int
+on_flush(zloop_t *loop, int timer_id, void *arg)
+{
+	coordinator_t *c = arg;
+	int r = registry_flush(c->reg);
+
+	if (r < 0)
+		log_error("cannot write node figures: %s", shoal_strerror(r));
+	return 0;
+}
+
+/* ipc:// endpoints need their directory; create it like systemd's
+ * RuntimeDirectory= would. */
+static int
+prepare_ipc(const char *ep)
+{
+	char *dir, *slash;
+	int r = 0;
+
+	if (strncmp(ep, "ipc://", 6) != 0)
+		return 0;
+	dir = xstrdup(ep + 6);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			r = -errno;
+	}
+	free(dir);
+	return r;
+}
+
+static int
+bind_socket(zsock_t **ret, int type, const char *what, const char *ep)
+{
+	zsock_t *s = zsock_new(type);
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	zsock_set_linger(s, 0);
+	r = prepare_ipc(ep);
+	if (r < 0) {
+		log_error("cannot create the directory for the %s endpoint %s: %s",
+		    what, ep, shoal_strerror(r));
+		zsock_destroy(&s);
+		return r;
+	}
+	if (zsock_bind(s, "%s", ep) < 0) {
+		r = -zmq_errno();
+		log_error("cannot bind the %s endpoint %s: %s", what, ep,
+		    zmq_strerror(-r));
+		zsock_destroy(&s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+int
+coordinator_new(const coord_options_t *opts, coordinator_t **ret)
+{
+	coordinator_t *c = xcalloc(1, sizeof *c);
+	int r;
+
+	c->opts = opts;
+	r = store_open(opts->state_dir, registry_dbs, registry_ndbs,
+	    REGISTRY_SCHEMA, STORE_MAP_BYTES, &c->store);
+	if (r < 0) {
+		log_error("cannot open the state store in %s: %s",
+		    opts->state_dir, shoal_strerror(r));
+		goto fail;
+	}
+	r = registry_open(c->store, &c->reg);
+	if (r < 0) {
+		log_error("cannot load the node registry from %s: %s",
+		    opts->state_dir, shoal_strerror(r));
+		goto fail;
+	}
+	r = bind_socket(&c->router, ZMQ_ROUTER, "agent", opts->listen);
+	if (r == 0)
+		r = bind_socket(&c->pub, ZMQ_PUB, "doorbell", opts->publish);
+	if (r == 0)
+		r = bind_socket(&c->control, ZMQ_ROUTER, "control",
+		    opts->control);
+	if (r < 0)
+		goto fail;
+
+	c->loop = zloop_new();
+	zloop_reader(c->loop, c->router, on_agent_readable, c);
+	zloop_reader(c->loop, c->control, on_control_readable, c);
+	zloop_timer(c->loop, SWEEP_MS, 0, on_sweep, c);
+	zloop_timer(c->loop, FLUSH_MS, 0, on_flush, c);
+	log_info("coordinator %s: %zu nodes known; agents on %s, doorbells "
+		 "on %s, control on %s",
+	    PACKAGE_VERSION, registry_count(c->reg), opts->listen,
+	    opts->publish, opts->control);
+	*ret = c;
+	return 0;
+fail:
+	coordinator_destroy(&c);
+	return r;
+}
+
+int
+coordinator_run(coordinator_t *c)
+{
+	zloop_start(c->loop);
+	log_info("shutting down");
+	return 0;
+}
+
+void
+coordinator_destroy(coordinator_t **cp)
+{
+	coordinator_t *c = *cp;
+	int r;
+
+	if (!c)
+		return;
+	if (c->reg) {
+		r = registry_flush(c->reg);
+		if (r < 0)
+			log_error("cannot write node figures: %s",
+			    shoal_strerror(r));
+	}
+	zloop_destroy(&c->loop);
+	zsock_destroy(&c->router);
+	zsock_destroy(&c->pub);
+	if (c->control) {
+		zsock_destroy(&c->control);
+		/* A stale socket file would make shoalctl wait for a reply
+		 * instead of saying at once that nobody listens. */
+		if (strncmp(c->opts->control, "ipc://", 6) == 0)
+			unlink(c->opts->control + 6);
+	}
+	registry_close(&c->reg);
+	store_close(&c->store);
+	free(c);
+	*cp = NULL;
+}

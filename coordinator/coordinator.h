@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The coordinator daemon's core: binds the agent ROUTER, the doorbell PUB
+ * and the control endpoint, and runs one zloop that answers agents and
+ * shoalctl and sweeps liveness. main.c only parses options.
+ */
+#ifndef SHOAL_COORD_COORDINATOR_H
+#define SHOAL_COORD_COORDINATOR_H
+
+#include <stdint.h>
+
+#include "common/config.h"
+
+typedef struct coord_options {
+	char *state_dir;
+	char *listen;  /* agents' ROUTER */
+	char *publish; /* doorbell PUB */
+	char *control; /* shoalctl */
+	uint64_t offline_after_ms; /* 0: missed_heartbeats x the node's interval */
+	uint64_t missed_heartbeats;
+	char *log_level;
+} coord_options_t;
+
+/* The keys of coordinator.yaml. */
+extern const config_field_t coord_config_fields[];
+
+/* Fills in the documented defaults (strings are heap-owned). */
+void coord_options_defaults(coord_options_t *o);
+void coord_options_free(coord_options_t *o);
+
+typedef struct coordinator coordinator_t;
+
+/* Opens the store and binds every endpoint; errors are logged here. */
+int coordinator_new(const coord_options_t *opts, coordinator_t **ret);
+/* Runs until SIGINT/SIGTERM. */
+int coordinator_run(coordinator_t *c);
+void coordinator_destroy(coordinator_t **c);
+
+#endif

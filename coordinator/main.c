@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * shoal-coordinator: option parsing and start-up. Flags override the
+ * config file, which overrides the defaults.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "coordinator/coordinator.h"
+
+#define DEFAULT_CONFIG "/etc/shoal/coordinator.yaml"
+
+enum {
+	OPT_STATE_DIR = 256,
+	OPT_LISTEN,
+	OPT_PUBLISH,
+	OPT_CONTROL,
+	OPT_OFFLINE_AFTER,
+	OPT_MISSED,
+	OPT_LOG_LEVEL,
+};
+
+static const struct option options[] = {
+	{"config", required_argument, NULL, 'c'},
+	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"publish", required_argument, NULL, OPT_PUBLISH},
+	{"control", required_argument, NULL, OPT_CONTROL},
+	{"offline-after", required_argument, NULL, OPT_OFFLINE_AFTER},
+	{"missed-heartbeats", required_argument, NULL, OPT_MISSED},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "Usage: shoal-coordinator [OPTION]...\n"
+	    "Hold the fleet's node registry and desired state; answer agents "
+	    "and shoalctl.\n"
+	    "\n"
+	    "  -c, --config FILE            config file (default " DEFAULT_CONFIG
+	    ", if present)\n"
+	    "      --state-dir DIR          LMDB state (default "
+	    "/var/lib/shoal-coordinator)\n"
+	    "      --listen EP              agents' endpoint (default "
+	    "tcp://*:7400)\n"
+	    "      --publish EP             doorbell endpoint (default "
+	    "tcp://*:7401)\n"
+	    "      --control EP             shoalctl's endpoint (default\n"
+	    "                               ipc:///run/shoal/control.sock)\n"
+	    "      --offline-after DURATION mark a silent node offline after "
+	    "this long\n"
+	    "                               (default: missed heartbeats x its "
+	    "interval)\n"
+	    "      --missed-heartbeats N    heartbeats a node may miss (default "
+	    "3)\n"
+	    "      --log-level LEVEL        error, warning, info or debug "
+	    "(default info)\n"
+	    "  -h, --help                   show this help\n"
+	    "  -V, --version                show the version\n"
+	    "\n"
+	    "EP is a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH); DURATION "
+	    "is 500ms, 10s, 5m, 1h.\n");
+}
+
+static void
+set_string(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = xstrdup(v);
+}
+
+static int
+bad_value(const char *flag, const char *v, const char *expect)
+{
+	fprintf(stderr, "shoal-coordinator: %s: expected %s, got '%s'\n", flag,
+	    expect, v);
+	return -EINVAL;
+}
+
+/* The second pass: flags override what the config file set. */
+static int
+apply_flags(int argc, char **argv, coord_options_t *o)
+{
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+		switch (ch) {
+		case OPT_STATE_DIR:
+			set_string(&o->state_dir, optarg);
+			break;
+		case OPT_LISTEN:
+			set_string(&o->listen, optarg);
+			break;
+		case OPT_PUBLISH:
+			set_string(&o->publish, optarg);
+			break;
+		case OPT_CONTROL:
+			set_string(&o->control, optarg);
+			break;
+		case OPT_OFFLINE_AFTER:
+			if (parse_duration_ms(optarg, &o->offline_after_ms) < 0)
+				return bad_value("--offline-after", optarg,
+				    "a duration like 15s");
+			break;
+		case OPT_MISSED:
+			if (parse_uint(optarg, 1000, &o->missed_heartbeats) < 0 ||
+			    o->missed_heartbeats == 0)
+				return bad_value("--missed-heartbeats", optarg,
+				    "a number from 1 to 1000");
+			break;
+		case OPT_LOG_LEVEL:
+			set_string(&o->log_level, optarg);
+			break;
+		default:
+			break;
+		}
+	}
+	if (log_level_from_name(o->log_level) < 0)
+		return bad_value("log level", o->log_level,
+		    "error, warning, info or debug");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	coord_options_t opts;
+	coordinator_t *c = NULL;
+	const char *config = NULL;
+	char err[1024];
+	int ch, r;
+
+	opterr = 1;
+	while ((ch = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("shoal-coordinator %s\n", PACKAGE_VERSION);
+			return 0;
+		case '?':
+			usage(stderr);
+			return 2;
+		default:
+			break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shoal-coordinator: unexpected argument '%s'\n",
+		    argv[optind]);
+		return 2;
+	}
+
+	coord_options_defaults(&opts);
+	if (!config && access(DEFAULT_CONFIG, F_OK) == 0)
+		config = DEFAULT_CONFIG;
+	if (config) {
+		r = config_load(config, coord_config_fields, &opts, err,
+		    sizeof err);
+		if (r < 0) {
+			fprintf(stderr, "shoal-coordinator: %s\n", err);
+			coord_options_free(&opts);
+			return 1;
+		}
+	}
+	opterr = 0;
+	if (apply_flags(argc, argv, &opts) < 0) {
+		coord_options_free(&opts);
+		return 2;
+	}
+
+	log_open("shoal-coordinator", log_level_from_name(opts.log_level));
+	zsys_init();
+	zsys_set_logstream(NULL);
+	r = coordinator_new(&opts, &c);
+	if (r == 0) {
+		coordinator_run(c);
+		coordinator_destroy(&c);
+	}
+	coord_options_free(&opts);
+	return r < 0 ? 1 : 0;
+}

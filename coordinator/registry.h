@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The coordinator's node registry: every node that ever said Hello, its
+ * labels, facts, liveness, desired-state generation and the events it sent.
+ * Records live in memory for reading and are written through to LMDB, so
+ * the registry survives a coordinator restart. Liveness is judged on the
+ * monotonic clock: a node goes offline when it has been silent for longer
+ * than its allowance (see registry_sweep()).
+ */
+#ifndef SHOAL_COORD_REGISTRY_H
+#define SHOAL_COORD_REGISTRY_H
+
+#include <stdint.h>
+
+#include "common/store.h"
+#include "shoal.pb-c.h"
+
+typedef struct registry registry_t;
+
+/* Databases the registry uses; the coordinator opens the store with these. */
+extern const char *const registry_dbs[];
+extern const unsigned registry_ndbs;
+#define REGISTRY_SCHEMA 1
+
+/* Loads every node from store (borrowed; must outlive the registry). */
+int registry_open(store_t *store, registry_t **ret_reg);
+void registry_close(registry_t **reg);
+
+/*
+ * A Hello from node_id. Creates or updates the record (labels, facts,
+ * version), marks it online and persists it. *ret_node is borrowed until
+ * the next registry call. A new store_id (the agent lost its state dir)
+ * restarts the node's event sequence.
+ */
+int registry_hello(registry_t *reg, const char *node_id,
+    const Shoal__Hello *hello, const Shoal__Node **ret_node);
+
+/* A heartbeat: updates figures and liveness. SHOAL_E_NOT_FOUND when the
+ * node never said Hello (it must say Hello again). */
+int registry_heartbeat(registry_t *reg, const char *node_id,
+    const Shoal__Heartbeat *hb, const Shoal__Node **ret_node);
+
+/* Any other message from a known node counts as a sign of life. */
+const Shoal__Node *registry_touch(registry_t *reg, const char *node_id);
+
+/* The agent acknowledged generation. */
+int registry_ack(registry_t *reg, const char *node_id, uint64_t generation);
+
+/*
+ * An event from node_id. Stores it unless it was already stored (its seq is
+ * at or below the node's event_seq). *ret_ack_seq is what to acknowledge:
+ * the highest sequence stored from this node.
+ */
+int registry_event(registry_t *reg, const char *node_id,
+    const Shoal__Event *ev, uint64_t *ret_ack_seq);
+
+/*
+ * Marks online nodes offline when silent for longer than offline_after_ms,
+ * or, when that is 0, for more than missed heartbeats of the node's own
+ * interval. Calls fn for each node whose state changed.
+ */
+typedef void (*registry_change_fn)(const Shoal__Node *node, void *arg);
+int registry_sweep(registry_t *reg, uint64_t offline_after_ms,
+    uint64_t missed, registry_change_fn fn, void *arg);
+
+/* Writes the figures and last_seen times heartbeats left in memory. */
+int registry_flush(registry_t *reg);
+
+/* Borrowed until the next registry call; NULL when unknown. */
+const Shoal__Node *registry_find(registry_t *reg, const char *node_id);
+/* Nodes in id order; borrowed as above. */
+size_t registry_count(registry_t *reg);
+const Shoal__Node *registry_at(registry_t *reg, size_t i);
+
+/*
+ * The newest limit events (of node_id, or of every node when NULL), oldest
+ * first. The caller owns the array and each message (free with
+ * registry_events_free()).
+ */
+int registry_events(registry_t *reg, const char *node_id, size_t limit,
+    Shoal__StoredEvent ***ret_events, size_t *ret_n);
+void registry_events_free(Shoal__StoredEvent **events, size_t n);
+
+#endif

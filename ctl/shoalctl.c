@@ -1,0 +1,623 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * shoalctl: the operator's CLI. Sends one ControlRequest to the
+ * coordinator's control endpoint, waits for the reply (with a timeout) and
+ * prints it as a table or, with --json, as JSON. Exit status: 0 on
+ * success, 1 when the request failed, 2 for a usage error.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <czmq.h>
+#include <jansson.h>
+
+#include "common/error.h"
+#include "common/util.h"
+#include "common/wire.h"
+
+#define EXIT_USAGE 2
+
+typedef struct ctl {
+	const char *control;
+	uint64_t timeout_ms;
+	int json;
+} ctl_t;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "Usage: shoalctl [--control EP] [--timeout DURATION] COMMAND "
+	    "[ARGS]...\n"
+	    "Operate a shoal fleet through its coordinator.\n"
+	    "\n"
+	    "Commands:\n"
+	    "  nodes [--json]                  list the nodes\n"
+	    "  node show ID [--json]           one node in detail\n"
+	    "  events [--node ID] [--limit N] [--json]\n"
+	    "                                  the newest events agents "
+	    "reported\n"
+	    "\n"
+	    "Options:\n"
+	    "      --control EP        the coordinator's control endpoint "
+	    "(default:\n"
+	    "                          $SHOAL_CONTROL, else "
+	    "ipc:///run/shoal/control.sock)\n"
+	    "      --timeout DURATION  how long to wait for a reply (default "
+	    "5s)\n"
+	    "  -h, --help              show this help; COMMAND --help for a "
+	    "command's\n"
+	    "  -V, --version           show the version\n");
+}
+
+static int
+fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("shoalctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+/* A missing ipc:// socket file means no coordinator: say so at once. */
+static int
+check_endpoint(const char *ep)
+{
+	struct stat st;
+
+	if (strncmp(ep, "ipc://", 6) == 0 && stat(ep + 6, &st) < 0)
+		return fail("cannot reach the coordinator: %s: %s (is "
+			    "shoal-coordinator running? set --control or "
+			    "SHOAL_CONTROL)",
+		    ep + 6, strerror(errno));
+	return 0;
+}
+
+/* Sends req and waits for the reply; the caller frees *ret. */
+static int
+call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT, *in = NULL;
+	const char *why = NULL;
+	zsock_t *s;
+	zframe_t *f;
+	int r;
+
+	if (check_endpoint(c->control))
+		return 1;
+	s = zsock_new(ZMQ_REQ);
+	if (!s)
+		return fail("cannot create a socket: %s",
+		    zmq_strerror(zmq_errno()));
+	zsock_set_linger(s, 0);
+	zsock_set_rcvtimeo(s, (int)c->timeout_ms);
+	zsock_set_sndtimeo(s, (int)c->timeout_ms);
+	if (zsock_connect(s, "%s", c->control) < 0) {
+		r = fail("cannot connect to %s: %s", c->control,
+		    zmq_strerror(zmq_errno()));
+		goto out;
+	}
+	env.version = SHOAL_PROTOCOL_VERSION;
+	env.seq = 1;
+	env.body_case = SHOAL__ENVELOPE__BODY_CONTROL_REQUEST;
+	env.control_request = req;
+	f = wire_frame(&env);
+	if (zframe_send(&f, s, 0) < 0) {
+		zframe_destroy(&f);
+		r = fail("cannot send to %s: %s", c->control,
+		    zmq_strerror(zmq_errno()));
+		goto out;
+	}
+	f = zframe_recv(s);
+	if (!f) {
+		r = fail("no reply from the coordinator at %s within %llums",
+		    c->control, (unsigned long long)c->timeout_ms);
+		goto out;
+	}
+	r = wire_unpack(zframe_data(f), zframe_size(f), &in, &why);
+	zframe_destroy(&f);
+	if (r < 0) {
+		r = fail("bad reply from %s: %s (%s)", c->control,
+		    shoal_strerror(r), why);
+		goto out;
+	}
+	if (in->body_case == SHOAL__ENVELOPE__BODY_ERROR) {
+		r = fail("the coordinator refused the request: %s",
+		    in->error->message[0] ? in->error->message
+					  : shoal_strerror(in->error->code));
+		goto out;
+	}
+	if (in->body_case != SHOAL__ENVELOPE__BODY_CONTROL_REPLY) {
+		r = fail("unexpected %s from %s", wire_body_name(in),
+		    c->control);
+		goto out;
+	}
+	if (in->control_reply->code != 0) {
+		r = fail("%s", in->control_reply->error[0]
+			? in->control_reply->error
+			: shoal_strerror(in->control_reply->code));
+		goto out;
+	}
+	*ret = in;
+	in = NULL;
+	r = 0;
+out:
+	if (in)
+		shoal__envelope__free_unpacked(in, NULL);
+	zsock_destroy(&s);
+	return r;
+}
+
+/* -- output ------------------------------------------------------------ */
+
+static const char *
+state_name(Shoal__Node__State s)
+{
+	switch (s) {
+	case SHOAL__NODE__STATE__ONLINE:
+		return "online";
+	case SHOAL__NODE__STATE__OFFLINE:
+		return "offline";
+	default:
+		return "unknown";
+	}
+}
+
+static json_t *
+time_json(uint64_t ms)
+{
+	char buf[RFC3339_LEN];
+
+	if (!ms)
+		return json_null();
+	format_rfc3339(ms, buf);
+	return json_string(buf);
+}
+
+static json_t *
+node_json(const Shoal__Node *n)
+{
+	json_t *o = json_object(), *labels = json_object(), *facts;
+	const Shoal__Facts *f = n->facts;
+
+	for (size_t i = 0; i < n->n_labels; i++)
+		json_object_set_new(labels, n->labels[i]->key,
+		    json_string(n->labels[i]->value));
+	json_object_set_new(o, "id", json_string(n->id));
+	json_object_set_new(o, "state", json_string(state_name(n->state)));
+	json_object_set_new(o, "labels", labels);
+	json_object_set_new(o, "last_seen", time_json(n->last_seen_ms));
+	json_object_set_new(o, "state_since", time_json(n->state_since_ms));
+	json_object_set_new(o, "first_seen", time_json(n->first_seen_ms));
+	json_object_set_new(o, "agent_version", json_string(n->agent_version));
+	facts = json_object();
+	if (f) {
+		json_object_set_new(facts, "hostname", json_string(f->hostname));
+		json_object_set_new(facts, "os", json_string(f->os));
+		json_object_set_new(facts, "kernel", json_string(f->kernel));
+		json_object_set_new(facts, "arch", json_string(f->arch));
+		json_object_set_new(facts, "cpus", json_integer(f->cpus));
+		json_object_set_new(facts, "memory_bytes",
+		    json_integer((json_int_t)f->memory_bytes));
+	}
+	json_object_set_new(o, "facts", facts);
+	json_object_set_new(o, "heartbeat_ms", json_integer(n->heartbeat_ms));
+	json_object_set_new(o, "generation",
+	    json_integer((json_int_t)n->generation));
+	json_object_set_new(o, "acked_generation",
+	    json_integer((json_int_t)n->acked_generation));
+	if (n->figures)
+		json_object_set_new(o, "figures",
+		    json_pack("{s:f,s:f,s:I}", "load1", n->figures->load1,
+			"cpu_percent", n->figures->cpu_percent,
+			"memory_available_bytes",
+			(json_int_t)n->figures->memory_available_bytes));
+	else
+		json_object_set_new(o, "figures", json_null());
+	json_object_set_new(o, "outbox_depth",
+	    json_integer((json_int_t)n->outbox_depth));
+	return o;
+}
+
+static int
+print_json(json_t *j)
+{
+	int r = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+
+	json_decref(j);
+	if (r < 0)
+		return fail("cannot write JSON output");
+	fputc('\n', stdout);
+	return 0;
+}
+
+static void
+ago(uint64_t ms, char *buf, size_t size)
+{
+	uint64_t now = now_ms(), d;
+
+	if (!ms) {
+		snprintf(buf, size, "never");
+		return;
+	}
+	d = now > ms ? (now - ms) / 1000 : 0;
+	if (d < 120)
+		snprintf(buf, size, "%llus ago", (unsigned long long)d);
+	else if (d < 7200)
+		snprintf(buf, size, "%llum ago", (unsigned long long)d / 60);
+	else if (d < 172800)
+		snprintf(buf, size, "%lluh ago", (unsigned long long)d / 3600);
+	else
+		snprintf(buf, size, "%llud ago",
+		    (unsigned long long)d / 86400);
+}
+
+static char *
+labels_text(const Shoal__Node *n)
+{
+	size_t len = 2;
+	char *s;
+
+	for (size_t i = 0; i < n->n_labels; i++)
+		len += strlen(n->labels[i]->key) +
+		    strlen(n->labels[i]->value) + 2;
+	s = xcalloc(1, len);
+	for (size_t i = 0; i < n->n_labels; i++) {
+		if (i)
+			strcat(s, ",");
+		strcat(s, n->labels[i]->key);
+		strcat(s, "=");
+		strcat(s, n->labels[i]->value);
+	}
+	if (!*s)
+		strcpy(s, "-");
+	return s;
+}
+
+/* -- commands ---------------------------------------------------------- */
+
+static int
+parse_command_flags(int argc, char **argv, ctl_t *c, const char *help,
+    const struct option *extra, int (*on_extra)(int, const char *, void *),
+    void *arg)
+{
+	struct option opts[8] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+	};
+	int n = 2, ch;
+
+	for (; extra && extra->name && n < 7; extra++)
+		opts[n++] = *extra;
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			c->json = 1;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return -1;
+		case '?':
+			fail("%s: unknown option '%s'", argv[0],
+			    argv[optind - 1]);
+			fputs(help, stderr);
+			return -EXIT_USAGE;
+		default:
+			if (!on_extra || on_extra(ch, optarg, arg) < 0)
+				return -EXIT_USAGE;
+			break;
+		}
+	}
+	return optind;
+}
+
+static int
+cmd_nodes(ctl_t *c, int argc, char **argv)
+{
+	static const char help[] =
+	    "Usage: shoalctl nodes [--json]\n"
+	    "List every node the coordinator knows: id, state, labels, last "
+	    "heartbeat,\nagent version. --json prints an array of node "
+	    "objects.\n";
+	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
+	Shoal__ListNodes ln = SHOAL__LIST_NODES__INIT;
+	Shoal__Envelope *rep;
+	int i, r;
+
+	i = parse_command_flags(argc, argv, c, help, NULL, NULL, NULL);
+	if (i < 0)
+		return i == -1 ? 0 : EXIT_USAGE;
+	if (i < argc)
+		return fail("nodes: unexpected argument '%s'", argv[i]) + 1;
+	req.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_NODES;
+	req.list_nodes = &ln;
+	r = call(c, &req, &rep);
+	if (r)
+		return r;
+	const Shoal__ControlReply *cr = rep->control_reply;
+
+	if (c->json) {
+		json_t *a = json_array();
+
+		for (size_t k = 0; k < cr->n_nodes; k++)
+			json_array_append_new(a, node_json(cr->nodes[k]));
+		r = print_json(a);
+	} else {
+		printf("%-24s %-8s %-32s %-10s %s\n", "ID", "STATE", "LABELS",
+		    "LAST SEEN", "VERSION");
+		for (size_t k = 0; k < cr->n_nodes; k++) {
+			const Shoal__Node *n = cr->nodes[k];
+			char seen[32], *labels = labels_text(n);
+
+			ago(n->last_seen_ms, seen, sizeof seen);
+			printf("%-24s %-8s %-32s %-10s %s\n", n->id,
+			    state_name(n->state), labels, seen,
+			    n->agent_version[0] ? n->agent_version : "-");
+			free(labels);
+		}
+	}
+	shoal__envelope__free_unpacked(rep, NULL);
+	return r;
+}
+
+static int
+cmd_node_show(ctl_t *c, int argc, char **argv)
+{
+	static const char help[] =
+	    "Usage: shoalctl node show ID [--json]\n"
+	    "Show one node: state, labels, facts, last figures, desired-state "
+	    "generation.\n";
+	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
+	Shoal__GetNode gn = SHOAL__GET_NODE__INIT;
+	Shoal__Envelope *rep;
+	char t[RFC3339_LEN], seen[32];
+	int i, r;
+
+	i = parse_command_flags(argc, argv, c, help, NULL, NULL, NULL);
+	if (i < 0)
+		return i == -1 ? 0 : EXIT_USAGE;
+	if (argc - i != 1) {
+		fputs(help, stderr);
+		return EXIT_USAGE;
+	}
+	if (!node_id_valid(argv[i]))
+		return fail("node show: '%s' is not a valid node id", argv[i]) +
+		    1;
+	gn.id = argv[i];
+	req.req_case = SHOAL__CONTROL_REQUEST__REQ_GET_NODE;
+	req.get_node = &gn;
+	r = call(c, &req, &rep);
+	if (r)
+		return r;
+	const Shoal__Node *n = rep->control_reply->nodes[0];
+
+	if (rep->control_reply->n_nodes != 1) {
+		r = fail("the coordinator answered with %zu nodes",
+		    rep->control_reply->n_nodes);
+	} else if (c->json) {
+		r = print_json(node_json(n));
+	} else {
+		char *labels = labels_text(n);
+
+		ago(n->last_seen_ms, seen, sizeof seen);
+		format_rfc3339(n->last_seen_ms, t);
+		printf("id:            %s\n", n->id);
+		printf("state:         %s\n", state_name(n->state));
+		printf("labels:        %s\n", labels);
+		printf("last seen:     %s (%s)\n", t, seen);
+		printf("agent version: %s\n", n->agent_version);
+		if (n->facts) {
+			printf("hostname:      %s\n", n->facts->hostname);
+			printf("os:            %s\n", n->facts->os);
+			printf("kernel:        %s %s\n", n->facts->kernel,
+			    n->facts->arch);
+			printf("cpus:          %u\n", n->facts->cpus);
+			printf("memory:        %.1f GiB\n",
+			    (double)n->facts->memory_bytes / (1 << 30));
+		}
+		if (n->figures)
+			printf("load:          %.2f, cpu %.1f%%, %.1f GiB "
+			       "available\n",
+			    n->figures->load1, n->figures->cpu_percent,
+			    (double)n->figures->memory_available_bytes /
+				(1 << 30));
+		printf("generation:    %llu desired, %llu reached\n",
+		    (unsigned long long)n->generation,
+		    (unsigned long long)n->acked_generation);
+		printf("heartbeat:     every %ums\n", n->heartbeat_ms);
+		free(labels);
+	}
+	shoal__envelope__free_unpacked(rep, NULL);
+	return r;
+}
+
+typedef struct events_args {
+	const char *node;
+	uint64_t limit;
+} events_args_t;
+
+static int
+events_flag(int ch, const char *v, void *arg)
+{
+	events_args_t *e = arg;
+
+	if (ch == 'n') {
+		if (!node_id_valid(v))
+			return -fail("events: --node: '%s' is not a valid node "
+				     "id",
+			    v);
+		e->node = v;
+	} else if (ch == 'l') {
+		if (parse_uint(v, WIRE_MAX_ITEMS, &e->limit) < 0 ||
+		    e->limit == 0)
+			return -fail("events: --limit: expected 1 to %d, got "
+				     "'%s'",
+			    WIRE_MAX_ITEMS, v);
+	}
+	return 0;
+}
+
+static int
+cmd_events(ctl_t *c, int argc, char **argv)
+{
+	static const char help[] =
+	    "Usage: shoalctl events [--node ID] [--limit N] [--json]\n"
+	    "The newest events agents reported (default 100), oldest "
+	    "first.\n";
+	static const struct option extra[] = {
+		{"node", required_argument, NULL, 'n'},
+		{"limit", required_argument, NULL, 'l'},
+		{NULL, 0, NULL, 0},
+	};
+	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
+	Shoal__ListEvents le = SHOAL__LIST_EVENTS__INIT;
+	events_args_t ea = {.node = ""};
+	Shoal__Envelope *rep;
+	int i, r;
+
+	i = parse_command_flags(argc, argv, c, help, extra, events_flag, &ea);
+	if (i < 0)
+		return i == -1 ? 0 : EXIT_USAGE;
+	if (i < argc)
+		return fail("events: unexpected argument '%s'", argv[i]) + 1;
+	le.node = (char *)ea.node;
+	le.limit = (uint32_t)ea.limit;
+	req.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_EVENTS;
+	req.list_events = &le;
+	r = call(c, &req, &rep);
+	if (r)
+		return r;
+	const Shoal__ControlReply *cr = rep->control_reply;
+
+	if (c->json) {
+		json_t *a = json_array();
+
+		for (size_t k = 0; k < cr->n_events; k++) {
+			const Shoal__Event *e = cr->events[k]->event;
+
+			json_array_append_new(a,
+			    json_pack("{s:s,s:I,s:o,s:s,s:s,s:s}", "node",
+				cr->events[k]->node, "seq", (json_int_t)e->seq,
+				"time", time_json(e->time_ms), "kind", e->kind,
+				"service", e->service, "message", e->message));
+		}
+		r = print_json(a);
+	} else {
+		printf("%-24s %-16s %6s %-24s %s\n", "TIME", "NODE", "SEQ",
+		    "KIND", "MESSAGE");
+		for (size_t k = 0; k < cr->n_events; k++) {
+			const Shoal__Event *e = cr->events[k]->event;
+			char t[RFC3339_LEN];
+
+			format_rfc3339(e->time_ms, t);
+			printf("%-24s %-16s %6llu %-24s %s\n", t,
+			    cr->events[k]->node, (unsigned long long)e->seq,
+			    e->kind, e->message);
+		}
+	}
+	shoal__envelope__free_unpacked(rep, NULL);
+	return r;
+}
+
+static int
+cmd_node(ctl_t *c, int argc, char **argv)
+{
+	static const char help[] = "Usage: shoalctl node show ID [--json]\n";
+
+	if (argc >= 2 && strcmp(argv[1], "show") == 0)
+		return cmd_node_show(c, argc - 1, argv + 1);
+	if (argc >= 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(help, stdout);
+		return 0;
+	}
+	fail("node: expected 'show ID'");
+	fputs(help, stderr);
+	return EXIT_USAGE;
+}
+
+static const struct command {
+	const char *name;
+	int (*run)(ctl_t *c, int argc, char **argv);
+} commands[] = {
+	{"nodes", cmd_nodes},
+	{"node", cmd_node},
+	{"events", cmd_events},
+};
+
+int
+main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"control", required_argument, NULL, 'C'},
+		{"timeout", required_argument, NULL, 'T'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	ctl_t c = {
+		.control = getenv("SHOAL_CONTROL"),
+		.timeout_ms = 5000,
+	};
+	int ch, r;
+
+	if (!c.control || !*c.control)
+		c.control = "ipc:///run/shoal/control.sock";
+	/* '+': stop at the command; its flags are its own. */
+	while ((ch = getopt_long(argc, argv, "+hV", options, NULL)) != -1) {
+		switch (ch) {
+		case 'C':
+			c.control = optarg;
+			break;
+		case 'T':
+			if (parse_duration_ms(optarg, &c.timeout_ms) < 0 ||
+			    c.timeout_ms == 0 || c.timeout_ms > 3600000) {
+				fail("--timeout: expected a duration like 5s, "
+				     "got '%s'",
+				    optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("shoalctl %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	zsys_init();
+	zsys_set_logstream(NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0) {
+			r = commands[i].run(&c, argc - optind, argv + optind);
+			zsys_shutdown();
+			return r;
+		}
+	}
+	fail("unknown command '%s' (see shoalctl --help)", argv[optind]);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,84 @@
+# SPDX-License-Identifier: Apache-2.0
+# Helpers for the integration tests: TAP output, a scratch directory that is
+# removed on exit with every process the test started, free ports, waiting
+# for a condition with a deadline (a deadline, never a timing assertion).
+
+: "${SHOAL_BUILDDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+export PATH="$SHOAL_BUILDDIR:$SHOAL_BUILDDIR/tests/tools:$PATH"
+
+tap_n=0
+tap_failed=0
+ok() { # ok COND-EXIT-STATUS NAME
+	tap_n=$((tap_n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $tap_n - $2"
+	else
+		echo "not ok $tap_n - $2"
+		tap_failed=$((tap_failed + 1))
+	fi
+}
+check() { # check NAME COMMAND...: ok when the command succeeds
+	local name=$1
+	shift
+	"$@" >/dev/null 2>&1
+	ok $? "$name"
+}
+diag() { echo "# $*"; }
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+done_testing() {
+	echo "1..$tap_n"
+	[ "$tap_failed" -eq 0 ]
+}
+
+need() {
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null 2>&1 || skip_all "$tool not installed"
+	done
+}
+
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/shoal-test.XXXXXX")
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	if [ "${tap_failed:-0}" -ne 0 ] || [ -n "${SHOAL_KEEP:-}" ]; then
+		for log in "$SCRATCH"/*.log; do
+			[ -f "$log" ] || continue
+			echo "# --- $log"
+			sed 's/^/#   /' "$log" | tail -n 40
+		done
+	fi
+	rm -rf "$SCRATCH"
+}
+trap cleanup EXIT
+
+# A TCP port nobody listens on now (checked through /proc/net/tcp*).
+free_port() {
+	local p hex
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		hex=$(printf ':%04X ' "$p")
+		grep -qi "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null || break
+	done
+	echo "$p"
+}
+
+# wait_for SECONDS COMMAND...: polls until the command succeeds.
+wait_for() {
+	local deadline=$(($(date +%s) + $1))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 0.1
+	done
+}
+
+# start NAME COMMAND...: runs a daemon in the background, logs to NAME.log.
+start() {
+	local name=$1
+	shift
+	"$@" >>"$SCRATCH/$name.log" 2>&1 &
+	eval "PID_$(echo "$name" | tr -c 'A-Za-z0-9_\n' _)=$!"
+	PIDS="$PIDS $!"
+}
+pid_of() { eval "echo \$PID_$(echo "$1" | tr -c 'A-Za-z0-9_\n' _)"; }
