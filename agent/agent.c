@@ -356,8 +356,10 @@ act_connect(agent_t *a)
 	zsock_set_linger(s, 0);
 	zsock_set_immediate(s, 1);
 	zsock_set_sndhwm(s, 1000);
-	/* Our own backoff decides when to try again; keep libzmq's quiet. */
-	zsock_set_reconnect_ivl(s, BACKOFF_MAX_MS);
+	/* libzmq retries the TCP connection while we wait for Welcome; our
+	 * jittered backoff takes over when the session falls silent. */
+	zsock_set_reconnect_ivl(s, BACKOFF_BASE_MS);
+	zsock_set_reconnect_ivl_max(s, BACKOFF_MAX_MS);
 	if (zsock_connect(s, "%s", a->opts->coordinator) < 0) {
 		log_error("cannot connect to %s: %s", a->opts->coordinator,
 		    zmq_strerror(zmq_errno()));
