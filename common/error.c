@@ -23,6 +23,8 @@ static const char *const shoal_errors[] = {
 	[-(SHOAL_E_NOT_FOUND - SHOAL_E_BASE)] = "not found",
 	[-(SHOAL_E_TIMEOUT - SHOAL_E_BASE)] = "timed out",
 	[-(SHOAL_E_UNEXPECTED - SHOAL_E_BASE)] = "unexpected reply",
+	[-(SHOAL_E_STORE_LOCKED - SHOAL_E_BASE)] =
+	    "state directory in use by another process",
 };
 
 const char *

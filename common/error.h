@@ -21,7 +21,8 @@ enum {
 	SHOAL_E_NOT_FOUND = -1009,     /* no such node, record, ... */
 	SHOAL_E_TIMEOUT = -1010,       /* the peer did not answer in time */
 	SHOAL_E_UNEXPECTED = -1011,    /* a reply of the wrong kind */
-	SHOAL_E_LAST = -1011,
+	SHOAL_E_STORE_LOCKED = -1012,  /* another process holds the store */
+	SHOAL_E_LAST = -1012,
 };
 
 /* A static description of a negative code (or -errno). Never NULL. */

@@ -9,7 +9,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -19,8 +22,10 @@
 
 #define META_DB "shoal.meta"
 #define SCHEMA_KEY "schema"
+#define LOCK_FILE "shoal.lock"
 
 struct store {
+	int lock_fd;
 	MDB_env *env;
 	MDB_dbi meta;
 	MDB_dbi *dbi;
@@ -83,6 +88,25 @@ fail:
 	return r;
 }
 
+static int
+lock_dir(const char *dir, int *ret_fd)
+{
+	char *path = xasprintf("%s/" LOCK_FILE, dir);
+	int fd, r = 0;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	free(path);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? SHOAL_E_STORE_LOCKED : -errno;
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 int
 store_open(const char *dir, const char *const *dbs, unsigned ndbs,
     uint32_t schema, uint64_t map_bytes, store_t **ret_store)
@@ -96,6 +120,16 @@ store_open(const char *dir, const char *const *dbs, unsigned ndbs,
 	s = xcalloc(1, sizeof *s);
 	s->dbi = xcalloc(ndbs, sizeof *s->dbi);
 	s->ndbs = ndbs;
+	s->lock_fd = -1;
+	/*
+	 * LMDB lets several processes share an environment; two daemons on one
+	 * state dir would still fight over it, so the first one keeps it.
+	 */
+	r = lock_dir(dir, &s->lock_fd);
+	if (r < 0) {
+		store_close(&s);
+		return r;
+	}
 	rc = mdb_env_create(&s->env);
 	if (rc == 0)
 		rc = mdb_env_set_maxdbs(s->env, ndbs + 1);
@@ -140,6 +174,8 @@ store_close(store_t **store)
 		return;
 	if (s->env)
 		mdb_env_close(s->env);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	free(s->dbi);
 	free(s);
 	*store = NULL;
