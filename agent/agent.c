@@ -38,19 +38,19 @@
 #define AGENT_SCHEMA 1
 
 enum { DB_META, DB_OUTBOX, DB_DESIRED };
-static const char *const agent_dbs[] = {"meta", "outbox", "desired"};
+static const char *const agent_dbs[] = { "meta", "outbox", "desired" };
 
 #define OPT(field) offsetof(agent_options_t, field)
 const config_field_t agent_config_fields[] = {
-	{"node_id", CONFIG_STRING, OPT(node_id), 0, 0, node_id_valid,
-	    "1-63 of [A-Za-z0-9._-], starting with a letter or digit"},
-	{"labels", CONFIG_LABELS, OPT(labels)},
-	{"coordinator", CONFIG_STRING, OPT(coordinator)},
-	{"doorbell", CONFIG_STRING, OPT(doorbell)},
-	{"state_dir", CONFIG_STRING, OPT(state_dir)},
-	{"heartbeat", CONFIG_DURATION, OPT(heartbeat_ms), 50, 3600 * 1000},
-	{"log_level", CONFIG_STRING, OPT(log_level)},
-	{NULL},
+	{ "node_id", CONFIG_STRING, OPT(node_id), 0, 0, node_id_valid,
+	    "1-63 of [A-Za-z0-9._-], starting with a letter or digit" },
+	{ "labels", CONFIG_LABELS, OPT(labels) },
+	{ "coordinator", CONFIG_STRING, OPT(coordinator) },
+	{ "doorbell", CONFIG_STRING, OPT(doorbell) },
+	{ "state_dir", CONFIG_STRING, OPT(state_dir) },
+	{ "heartbeat", CONFIG_DURATION, OPT(heartbeat_ms), 50, 3600 * 1000 },
+	{ "log_level", CONFIG_STRING, OPT(log_level) },
+	{ NULL },
 };
 
 void
@@ -105,7 +105,7 @@ typedef enum {
 	E_COUNT,
 } session_event_t;
 
-static const char *const state_names[] = {"idle", "hello", "online"};
+static const char *const state_names[] = { "idle", "hello", "online" };
 
 struct agent {
 	const agent_options_t *opts;
@@ -121,7 +121,7 @@ struct agent {
 	uint64_t seq;
 
 	session_state_t state;
-	unsigned attempt;      /* reconnects since the last Welcome */
+	unsigned attempt; /* reconnects since the last Welcome */
 	int reconnect_timer;
 	uint64_t last_rx_mono; /* last message from the coordinator */
 
@@ -214,7 +214,7 @@ events_acked(agent_t *a, uint64_t seq)
 		return;
 	if (seq > outbox_last_seq(a->outbox)) {
 		log_warning("coordinator acknowledged event %llu, beyond the "
-			    "last one queued (%llu); ignored",
+		            "last one queued (%llu); ignored",
 		    (unsigned long long)seq,
 		    (unsigned long long)outbox_last_seq(a->outbox));
 		return;
@@ -434,8 +434,8 @@ act_disconnect(agent_t *a)
 	a->attempt++;
 	log_debug("reconnecting in %llums (attempt %u)",
 	    (unsigned long long)jittered, a->attempt);
-	a->reconnect_timer = zloop_timer(a->loop, (size_t)jittered, 1,
-	    on_reconnect_timer, a);
+	a->reconnect_timer =
+	    zloop_timer(a->loop, (size_t)jittered, 1, on_reconnect_timer, a);
 }
 
 typedef void (*action_fn)(agent_t *a);
@@ -445,21 +445,21 @@ static const struct transition {
 	session_state_t next;
 } session_table[S_COUNT][E_COUNT] = {
 	/* state      event          action            next state */
-	[S_IDLE][E_CONNECT] = {act_connect, S_HELLO},
-	[S_IDLE][E_WELCOME] = {NULL, S_IDLE},
-	[S_IDLE][E_TICK] = {NULL, S_IDLE},
-	[S_IDLE][E_SILENT] = {NULL, S_IDLE},
-	[S_IDLE][E_FORGOTTEN] = {NULL, S_IDLE},
-	[S_HELLO][E_CONNECT] = {NULL, S_HELLO},
-	[S_HELLO][E_WELCOME] = {act_welcomed, S_ONLINE},
-	[S_HELLO][E_TICK] = {act_hello_again, S_HELLO},
-	[S_HELLO][E_SILENT] = {act_disconnect, S_IDLE},
-	[S_HELLO][E_FORGOTTEN] = {act_hello_again, S_HELLO},
-	[S_ONLINE][E_CONNECT] = {NULL, S_ONLINE},
-	[S_ONLINE][E_WELCOME] = {NULL, S_ONLINE},
-	[S_ONLINE][E_TICK] = {act_heartbeat, S_ONLINE},
-	[S_ONLINE][E_SILENT] = {act_disconnect, S_IDLE},
-	[S_ONLINE][E_FORGOTTEN] = {act_hello_again, S_HELLO},
+	[S_IDLE][E_CONNECT] = { act_connect, S_HELLO },
+	[S_IDLE][E_WELCOME] = { NULL, S_IDLE },
+	[S_IDLE][E_TICK] = { NULL, S_IDLE },
+	[S_IDLE][E_SILENT] = { NULL, S_IDLE },
+	[S_IDLE][E_FORGOTTEN] = { NULL, S_IDLE },
+	[S_HELLO][E_CONNECT] = { NULL, S_HELLO },
+	[S_HELLO][E_WELCOME] = { act_welcomed, S_ONLINE },
+	[S_HELLO][E_TICK] = { act_hello_again, S_HELLO },
+	[S_HELLO][E_SILENT] = { act_disconnect, S_IDLE },
+	[S_HELLO][E_FORGOTTEN] = { act_hello_again, S_HELLO },
+	[S_ONLINE][E_CONNECT] = { NULL, S_ONLINE },
+	[S_ONLINE][E_WELCOME] = { NULL, S_ONLINE },
+	[S_ONLINE][E_TICK] = { act_heartbeat, S_ONLINE },
+	[S_ONLINE][E_SILENT] = { act_disconnect, S_IDLE },
+	[S_ONLINE][E_FORGOTTEN] = { act_hello_again, S_HELLO },
 };
 
 static void
@@ -507,7 +507,7 @@ on_message(agent_t *a, const Shoal__Envelope *in)
 	case SHOAL__ENVELOPE__BODY_HEARTBEAT_REPLY:
 		if (!in->heartbeat_reply->known) {
 			log_info("the coordinator does not know this node; "
-				 "saying Hello again");
+			         "saying Hello again");
 			fire(a, E_FORGOTTEN);
 			break;
 		}
@@ -546,7 +546,7 @@ on_dealer_readable(zloop_t *loop, zsock_t *sock, void *arg)
 	f = zmsg_first(msg);
 	if (zmsg_size(msg) != 1) {
 		log_warning("dropped a message of %zu frames from the "
-			    "coordinator",
+		            "coordinator",
 		    zmsg_size(msg));
 		zmsg_destroy(&msg);
 		return 0;
@@ -580,8 +580,8 @@ on_doorbell(zloop_t *loop, zsock_t *sock, void *arg)
 		goto out;
 	topic = zmsg_popstr(msg);
 	/* Subscriptions match prefixes: "node1" also hears "node10". */
-	if (!topic || (strcmp(topic, a->opts->node_id) != 0 &&
-			  strcmp(topic, "*") != 0))
+	if (!topic ||
+	    (strcmp(topic, a->opts->node_id) != 0 && strcmp(topic, "*") != 0))
 		goto out;
 	f = zmsg_first(msg);
 	r = wire_unpack(zframe_data(f), zframe_size(f), &in, NULL);
@@ -646,11 +646,12 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 	a->opts = opts;
 	a->reconnect_timer = -1;
 	a->started_ms = now_ms();
-	a->doorbell_ep = opts->doorbell ? xstrdup(opts->doorbell)
-					: agent_default_doorbell(opts->coordinator);
+	a->doorbell_ep = opts->doorbell
+	    ? xstrdup(opts->doorbell)
+	    : agent_default_doorbell(opts->coordinator);
 	if (!a->doorbell_ep) {
 		log_error("no doorbell endpoint: give --doorbell when the "
-			  "coordinator endpoint %s is not tcp://HOST:PORT",
+		          "coordinator endpoint %s is not tcp://HOST:PORT",
 		    opts->coordinator);
 		r = -EINVAL;
 		goto fail;
@@ -690,7 +691,7 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 
 	record(a, "agent.started", "shoal-agent %s started", PACKAGE_VERSION);
 	log_info("agent %s (node %s, generation %llu, %llu events queued): "
-		 "coordinator %s, doorbell %s",
+	         "coordinator %s, doorbell %s",
 	    PACKAGE_VERSION, opts->node_id, (unsigned long long)a->generation,
 	    (unsigned long long)outbox_depth(a->outbox), opts->coordinator,
 	    a->doorbell_ep);

@@ -65,8 +65,8 @@ meminfo_kib(const char *proc, const char *field)
 static void
 read_os_release(char *out, size_t size)
 {
-	static const char *const paths[] = {"/etc/os-release",
-	    "/usr/lib/os-release"};
+	static const char *const paths[] = { "/etc/os-release",
+		"/usr/lib/os-release" };
 	char buf[8192], *p, *end;
 
 	snprintf(out, size, "Linux");
@@ -133,7 +133,7 @@ static int
 read_cpu(const char *proc, uint64_t *busy, uint64_t *total)
 {
 	char path[4096], buf[1024];
-	unsigned long long v[10] = {0};
+	unsigned long long v[10] = { 0 };
 	int n;
 
 	snprintf(path, sizeof path, "%s/stat", proc);

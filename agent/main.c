@@ -33,17 +33,17 @@ enum {
 };
 
 static const struct option options[] = {
-	{"config", required_argument, NULL, 'c'},
-	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-	{"node-id", required_argument, NULL, OPT_NODE_ID},
-	{"label", required_argument, NULL, OPT_LABEL},
-	{"coordinator", required_argument, NULL, OPT_COORDINATOR},
-	{"doorbell", required_argument, NULL, OPT_DOORBELL},
-	{"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
-	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
+	{ "config", required_argument, NULL, 'c' },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "node-id", required_argument, NULL, OPT_NODE_ID },
+	{ "label", required_argument, NULL, OPT_LABEL },
+	{ "coordinator", required_argument, NULL, OPT_COORDINATOR },
+	{ "doorbell", required_argument, NULL, OPT_DOORBELL },
+	{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
 };
 
 static void

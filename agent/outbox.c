@@ -127,7 +127,8 @@ outbox_push(outbox_t *ob, const char *kind, const char *service,
 		char note[128];
 
 		snprintf(note, sizeof note,
-		    "%llu older events were dropped: the outbox holds at most %d",
+		    "%llu older events were dropped: the outbox holds at most "
+		    "%d",
 		    (unsigned long long)ob->overflowed, OUTBOX_MAX);
 		if (append(ob, "outbox.overflow", NULL, note) == 0)
 			ob->overflowed = 0;
@@ -158,7 +159,7 @@ collect_acked(const void *key, size_t klen, const void *val, size_t vlen,
 int
 outbox_ack(outbox_t *ob, uint64_t seq)
 {
-	ack_ctx_t a = {.upto = seq};
+	ack_ctx_t a = { .upto = seq };
 	store_txn_t *txn;
 	int r;
 
@@ -205,7 +206,7 @@ int
 outbox_pending(outbox_t *ob, uint64_t after, unsigned max, outbox_send_fn fn,
     void *arg)
 {
-	pending_ctx_t p = {.max = max, .fn = fn, .arg = arg};
+	pending_ctx_t p = { .max = max, .fn = fn, .arg = arg };
 	store_txn_t *txn;
 	uint8_t key[8];
 	int r;

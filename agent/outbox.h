@@ -20,8 +20,7 @@ typedef struct outbox outbox_t;
 
 /* db: the outbox database; meta: where the sequence counter lives. Both
  * borrowed from store, which must outlive the outbox. */
-int outbox_open(store_t *store, unsigned db, unsigned meta,
-    outbox_t **ret);
+int outbox_open(store_t *store, unsigned db, unsigned meta, outbox_t **ret);
 void outbox_close(outbox_t **ob);
 
 /* Appends an event (kind: dotted name; service may be NULL). */

@@ -84,7 +84,8 @@ stage_labels(yaml_document_t *doc, yaml_node_t *val, staged_t *st,
 			    "more than %d labels", LABELS_MAX);
 		if (r < 0)
 			return fail(err, errlen, path, k, key,
-			    "label '%s: %s': names are 1-%d of [A-Za-z0-9._/-], "
+			    "label '%s: %s': names are 1-%d of "
+			    "[A-Za-z0-9._/-], "
 			    "values 0-%d of [A-Za-z0-9._-]",
 			    scalar(k), scalar(v), LABEL_MAX, LABEL_MAX);
 	}
@@ -123,7 +124,8 @@ stage(yaml_document_t *doc, const config_field_t *f, yaml_node_t *val,
 		if (r < 0)
 			return fail(err, errlen, path, val, f->key,
 			    "expected a duration like 500ms, 10s, 5m or 1h, "
-			    "got '%s'", s);
+			    "got '%s'",
+			    s);
 		if (st->num < f->min || (f->max && st->num > f->max))
 			return fail(err, errlen, path, val, f->key,
 			    "'%s' is out of range (%llums to %llums)", s,
@@ -134,7 +136,8 @@ stage(yaml_document_t *doc, const config_field_t *f, yaml_node_t *val,
 		r = parse_uint(s, f->max ? f->max : UINT64_MAX, &st->num);
 		if (r < 0 || st->num < f->min)
 			return fail(err, errlen, path, val, f->key,
-			    "expected a whole number from %llu to %llu, got '%s'",
+			    "expected a whole number from %llu to %llu, got "
+			    "'%s'",
 			    (unsigned long long)f->min,
 			    (unsigned long long)(f->max ? f->max : UINT64_MAX),
 			    s);
@@ -176,7 +179,7 @@ commit(const config_field_t *fields, staged_t *st, void *target)
 		case CONFIG_LABELS:
 			labels_clear((labels_t *)p);
 			*(labels_t *)p = st[i].labels;
-			st[i].labels = (labels_t){0};
+			st[i].labels = (labels_t){ 0 };
 			break;
 		}
 	}
@@ -242,8 +245,8 @@ config_load(const char *path, const config_field_t *fields, void *target,
 		abort();
 	yaml_parser_set_input_file(&parser, f);
 	if (!yaml_parser_load(&parser, &doc)) {
-		snprintf(err, errlen, "%s:%zu:%zu: YAML syntax error: %s",
-		    path, parser.problem_mark.line + 1,
+		snprintf(err, errlen, "%s:%zu:%zu: YAML syntax error: %s", path,
+		    parser.problem_mark.line + 1,
 		    parser.problem_mark.column + 1,
 		    parser.problem ? parser.problem : "unreadable");
 		yaml_parser_delete(&parser);

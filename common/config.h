@@ -22,7 +22,7 @@ typedef enum config_type {
 typedef struct config_field {
 	const char *key;
 	config_type_t type;
-	size_t offset; /* of the value in the target struct */
+	size_t offset;     /* of the value in the target struct */
 	uint64_t min, max; /* UINT and DURATION bounds; max 0 = none */
 	/* STRING: optional check and what it expects, for the error. */
 	bool (*valid)(const char *value);

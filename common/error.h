@@ -9,9 +9,9 @@
 
 enum {
 	SHOAL_E_BASE = -1000,
-	SHOAL_E_CONFIG = -1000,        /* configuration file rejected */
-	SHOAL_E_STORE = -1001,         /* LMDB failed in a way not listed below */
-	SHOAL_E_STORE_FULL = -1002,    /* LMDB map full */
+	SHOAL_E_CONFIG = -1000,     /* configuration file rejected */
+	SHOAL_E_STORE = -1001,      /* LMDB failed in a way not listed below */
+	SHOAL_E_STORE_FULL = -1002, /* LMDB map full */
 	SHOAL_E_STORE_CORRUPT = -1003, /* LMDB or a stored record is corrupt */
 	SHOAL_E_SCHEMA = -1004,        /* store written by a newer shoal */
 	SHOAL_E_FRAME_TOO_BIG = -1005, /* frame above the size cap */

@@ -63,9 +63,11 @@ log_level_from_name(const char *name)
 		const char *name;
 		int level;
 	} names[] = {
-		{"error", LOG_ERR}, {"warning", LOG_WARNING},
-		{"notice", LOG_NOTICE}, {"info", LOG_INFO},
-		{"debug", LOG_DEBUG},
+		{ "error", LOG_ERR },
+		{ "warning", LOG_WARNING },
+		{ "notice", LOG_NOTICE },
+		{ "info", LOG_INFO },
+		{ "debug", LOG_DEBUG },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
@@ -95,8 +97,7 @@ level_name(int level)
 }
 
 void
-log_full(int level, const char *node, const char *service, const char *fmt,
-    ...)
+log_full(int level, const char *node, const char *service, const char *fmt, ...)
 {
 	char msg[2048], ctx[160] = "";
 	va_list ap;
@@ -120,7 +121,7 @@ log_full(int level, const char *node, const char *service, const char *fmt,
 		if (service)
 			f[n++] = xasprintf("SHOAL_SERVICE=%s", service);
 		for (int i = 0; i < n; i++)
-			iov[i] = (struct iovec){f[i], strlen(f[i])};
+			iov[i] = (struct iovec){ f[i], strlen(f[i]) };
 		sd_journal_sendv(iov, n);
 		for (int i = 0; i < n; i++)
 			free(f[i]);
@@ -132,7 +133,8 @@ log_full(int level, const char *node, const char *service, const char *fmt,
 	format_rfc3339(now_ms(), ts);
 	if (node || service)
 		snprintf(ctx, sizeof ctx, "[%s%s%s%s] ", node ? "node=" : "",
-		    node ? node : "", node && service ? " service=" : (service ? "service=" : ""),
+		    node ? node : "",
+		    node && service ? " service=" : (service ? "service=" : ""),
 		    service ? service : "");
 	fprintf(stderr, "%s %s[%d] %s: %s%s\n", ts, log_ident, (int)getpid(),
 	    level_name(level), ctx, msg);

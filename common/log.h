@@ -17,8 +17,8 @@ void log_set_level(int level);
 int log_level_from_name(const char *name);
 
 /* node and service may be NULL; they become journal fields. */
-void log_full(int level, const char *node, const char *service,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void log_full(int level, const char *node, const char *service, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
 
 #define log_error(...) log_full(LOG_ERR, NULL, NULL, __VA_ARGS__)
 #define log_warning(...) log_full(LOG_WARNING, NULL, NULL, __VA_ARGS__)

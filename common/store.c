@@ -238,7 +238,7 @@ int
 store_get(store_txn_t *txn, unsigned db, const void *key, size_t klen,
     const void **ret_val, size_t *ret_vlen)
 {
-	MDB_val k = {klen, (void *)key}, v;
+	MDB_val k = { klen, (void *)key }, v;
 	int rc;
 
 	if (klen == 0 || klen > 511)
@@ -255,7 +255,7 @@ int
 store_put(store_txn_t *txn, unsigned db, const void *key, size_t klen,
     const void *val, size_t vlen)
 {
-	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
 
 	if (klen == 0 || klen > 511)
 		return -EINVAL;
@@ -265,7 +265,7 @@ store_put(store_txn_t *txn, unsigned db, const void *key, size_t klen,
 int
 store_del(store_txn_t *txn, unsigned db, const void *key, size_t klen)
 {
-	MDB_val k = {klen, (void *)key};
+	MDB_val k = { klen, (void *)key };
 	int rc;
 
 	if (klen == 0 || klen > 511)
@@ -298,7 +298,7 @@ store_put_msg(store_txn_t *txn, unsigned db, const void *key, size_t klen,
     const ProtobufCMessage *msg)
 {
 	size_t n = protobuf_c_message_get_packed_size(msg);
-	MDB_val k = {klen, (void *)key}, v = {n, NULL};
+	MDB_val k = { klen, (void *)key }, v = { n, NULL };
 	int rc;
 
 	if (klen == 0 || klen > 511)
@@ -345,7 +345,7 @@ visit(store_txn_t *txn, unsigned db, const void *from, size_t fromlen,
     bool reverse, store_visit_fn fn, void *arg)
 {
 	MDB_cursor *cur;
-	MDB_val k = {fromlen, (void *)from}, v;
+	MDB_val k = { fromlen, (void *)from }, v;
 	MDB_cursor_op op;
 	int rc, r = 0;
 

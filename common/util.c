@@ -126,7 +126,10 @@ parse_duration_ms(const char *s, uint64_t *ret_ms)
 		const char *unit;
 		uint64_t ms;
 	} units[] = {
-		{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
+		{ "ms", 1 },
+		{ "s", 1000 },
+		{ "m", 60000 },
+		{ "h", 3600000 },
 	};
 	uint64_t total = 0, v;
 	int r;
@@ -174,10 +177,16 @@ parse_size_bytes(const char *s, uint64_t *ret_bytes)
 		const char *unit;
 		uint64_t mult;
 	} units[] = {
-		{"", 1}, {"k", 1000ULL}, {"K", 1000ULL}, {"M", 1000000ULL},
-		{"G", 1000000000ULL}, {"T", 1000000000000ULL},
-		{"Ki", 1ULL << 10}, {"Mi", 1ULL << 20}, {"Gi", 1ULL << 30},
-		{"Ti", 1ULL << 40},
+		{ "", 1 },
+		{ "k", 1000ULL },
+		{ "K", 1000ULL },
+		{ "M", 1000000ULL },
+		{ "G", 1000000000ULL },
+		{ "T", 1000000000000ULL },
+		{ "Ki", 1ULL << 10 },
+		{ "Mi", 1ULL << 20 },
+		{ "Gi", 1ULL << 30 },
+		{ "Ti", 1ULL << 40 },
 	};
 	uint64_t v;
 	size_t i;
@@ -226,8 +235,8 @@ format_rfc3339(uint64_t ms, char buf[RFC3339_LEN])
 
 	gmtime_r(&secs, &tm);
 	snprintf(buf, RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, (unsigned)(ms % 1000));
 }
 
 static bool

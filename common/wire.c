@@ -38,12 +38,12 @@ wire_frame(const Shoal__Envelope *env)
 	return f;
 }
 
-#define CHECK(cond, why)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			*ret_why = (why);                                    \
-			return SHOAL_E_INVALID;                              \
-		}                                                            \
+#define CHECK(cond, why)                        \
+	do {                                    \
+		if (!(cond)) {                  \
+			*ret_why = (why);       \
+			return SHOAL_E_INVALID; \
+		}                               \
 	} while (0)
 
 static int
@@ -117,7 +117,7 @@ control_request_ok(const Shoal__ControlRequest *c, const char **ret_why)
 		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_EVENTS:
 		CHECK(!c->list_events->node[0] ||
-			node_id_valid(c->list_events->node),
+		        node_id_valid(c->list_events->node),
 		    "list_events.node");
 		CHECK(c->list_events->limit <= WIRE_MAX_ITEMS,
 		    "list_events.limit");
@@ -174,9 +174,10 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 		CHECK(str_ok(env->hello->store_id, WIRE_MAX_STRING),
 		    "hello.store_id");
 		CHECK(env->hello->heartbeat_ms >= 10 &&
-			env->hello->heartbeat_ms <= 3600 * 1000,
+		        env->hello->heartbeat_ms <= 3600 * 1000,
 		    "hello.heartbeat_ms");
-		r = labels_ok(env->hello->labels, env->hello->n_labels, ret_why);
+		r = labels_ok(env->hello->labels, env->hello->n_labels,
+		    ret_why);
 		if (r < 0)
 			return r;
 		return facts_ok(env->hello->facts, ret_why);
@@ -189,8 +190,8 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 		CHECK(node_id_valid(env->node_id), "node_id: required");
 		return event_ok(env->event, ret_why);
 	case SHOAL__ENVELOPE__BODY_WELCOME:
-		CHECK(str_ok(env->welcome->coordinator_version,
-			  WIRE_MAX_STRING),
+		CHECK(
+		    str_ok(env->welcome->coordinator_version, WIRE_MAX_STRING),
 		    "welcome.coordinator_version");
 		return 0;
 	case SHOAL__ENVELOPE__BODY_HEARTBEAT_REPLY:
@@ -245,7 +246,7 @@ wire_body_name(const Shoal__Envelope *env)
 {
 	const ProtobufCFieldDescriptor *f;
 
-	f = protobuf_c_message_descriptor_get_field(&shoal__envelope__descriptor,
-	    (unsigned)env->body_case);
+	f = protobuf_c_message_descriptor_get_field(
+	    &shoal__envelope__descriptor, (unsigned)env->body_case);
 	return f ? f->name : "none";
 }

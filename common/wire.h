@@ -22,8 +22,7 @@
 #define WIRE_MAX_ITEMS 10000  /* nodes or events in one control reply */
 
 /* Packs env (version is set by the caller). Caller owns *ret_buf. */
-int wire_pack(const Shoal__Envelope *env, uint8_t **ret_buf,
-    size_t *ret_len);
+int wire_pack(const Shoal__Envelope *env, uint8_t **ret_buf, size_t *ret_len);
 
 /*
  * Decodes and validates one frame. On success the caller owns *ret_env and

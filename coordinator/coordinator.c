@@ -31,15 +31,15 @@
 
 #define OPT(field) offsetof(coord_options_t, field)
 const config_field_t coord_config_fields[] = {
-	{"state_dir", CONFIG_STRING, OPT(state_dir)},
-	{"listen", CONFIG_STRING, OPT(listen)},
-	{"publish", CONFIG_STRING, OPT(publish)},
-	{"control", CONFIG_STRING, OPT(control)},
-	{"offline_after", CONFIG_DURATION, OPT(offline_after_ms), 0,
-	    24ULL * 3600 * 1000},
-	{"missed_heartbeats", CONFIG_UINT, OPT(missed_heartbeats), 1, 1000},
-	{"log_level", CONFIG_STRING, OPT(log_level)},
-	{NULL},
+	{ "state_dir", CONFIG_STRING, OPT(state_dir) },
+	{ "listen", CONFIG_STRING, OPT(listen) },
+	{ "publish", CONFIG_STRING, OPT(publish) },
+	{ "control", CONFIG_STRING, OPT(control) },
+	{ "offline_after", CONFIG_DURATION, OPT(offline_after_ms), 0,
+	    24ULL * 3600 * 1000 },
+	{ "missed_heartbeats", CONFIG_UINT, OPT(missed_heartbeats), 1, 1000 },
+	{ "log_level", CONFIG_STRING, OPT(log_level) },
+	{ NULL },
 };
 
 void
@@ -103,7 +103,7 @@ reply(coordinator_t *c, zsock_t *sock, zmsg_t *route, Shoal__Envelope *env)
 
 	env->version = SHOAL_PROTOCOL_VERSION;
 	env->seq = ++c->seq;
-	zmsg_append(out, &(zframe_t *){wire_frame(env)});
+	zmsg_append(out, &(zframe_t *){ wire_frame(env) });
 	if (zmsg_send(&out, sock) < 0) {
 		log_debug("reply not sent: %s", zmq_strerror(zmq_errno()));
 		zmsg_destroy(&out);
@@ -138,7 +138,7 @@ ring(coordinator_t *c, const char *node_id, uint64_t generation)
 	env.body_case = SHOAL__ENVELOPE__BODY_DOORBELL;
 	env.doorbell = &bell;
 	zmsg_addstr(msg, node_id);
-	zmsg_append(msg, &(zframe_t *){wire_frame(&env)});
+	zmsg_append(msg, &(zframe_t *){ wire_frame(&env) });
 	if (zmsg_send(&msg, c->pub) < 0)
 		zmsg_destroy(&msg);
 }
@@ -232,8 +232,7 @@ on_ack(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 	if (r < 0) {
 		log_node(LOG_WARNING, in->node_id,
 		    "acknowledgement of generation %llu refused: %s",
-		    (unsigned long long)in->ack->generation,
-		    shoal_strerror(r));
+		    (unsigned long long)in->ack->generation, shoal_strerror(r));
 		reply_error(c, c->router, route, r, shoal_strerror(r));
 		return;
 	}
@@ -361,7 +360,7 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_EVENTS:
 		n = req->list_events->limit ? req->list_events->limit
-					    : EVENTS_DEFAULT_LIMIT;
+		                            : EVENTS_DEFAULT_LIMIT;
 		r = registry_events(c->reg,
 		    req->list_events->node[0] ? req->list_events->node : NULL,
 		    n, events, nevents);
@@ -500,7 +499,8 @@ bind_socket(zsock_t **ret, int type, const char *what, const char *ep)
 	zsock_set_linger(s, 0);
 	r = prepare_ipc(ep);
 	if (r < 0) {
-		log_error("cannot create the directory for the %s endpoint %s: %s",
+		log_error(
+		    "cannot create the directory for the %s endpoint %s: %s",
 		    what, ep, shoal_strerror(r));
 		zsock_destroy(&s);
 		return r;
@@ -551,7 +551,7 @@ coordinator_new(const coord_options_t *opts, coordinator_t **ret)
 	zloop_timer(c->loop, SWEEP_MS, 0, on_sweep, c);
 	zloop_timer(c->loop, FLUSH_MS, 0, on_flush, c);
 	log_info("coordinator %s: %zu nodes known; agents on %s, doorbells "
-		 "on %s, control on %s",
+	         "on %s, control on %s",
 	    PACKAGE_VERSION, registry_count(c->reg), opts->listen,
 	    opts->publish, opts->control);
 	*ret = c;

@@ -16,7 +16,8 @@ typedef struct coord_options {
 	char *listen;  /* agents' ROUTER */
 	char *publish; /* doorbell PUB */
 	char *control; /* shoalctl */
-	uint64_t offline_after_ms; /* 0: missed_heartbeats x the node's interval */
+	uint64_t
+	    offline_after_ms; /* 0: missed_heartbeats x the node's interval */
 	uint64_t missed_heartbeats;
 	char *log_level;
 } coord_options_t;

@@ -32,17 +32,17 @@ enum {
 };
 
 static const struct option options[] = {
-	{"config", required_argument, NULL, 'c'},
-	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"publish", required_argument, NULL, OPT_PUBLISH},
-	{"control", required_argument, NULL, OPT_CONTROL},
-	{"offline-after", required_argument, NULL, OPT_OFFLINE_AFTER},
-	{"missed-heartbeats", required_argument, NULL, OPT_MISSED},
-	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
+	{ "config", required_argument, NULL, 'c' },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "publish", required_argument, NULL, OPT_PUBLISH },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "offline-after", required_argument, NULL, OPT_OFFLINE_AFTER },
+	{ "missed-heartbeats", required_argument, NULL, OPT_MISSED },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
 };
 
 static void
@@ -53,8 +53,8 @@ usage(FILE *f)
 	    "Hold the fleet's node registry and desired state; answer agents "
 	    "and shoalctl.\n"
 	    "\n"
-	    "  -c, --config FILE            config file (default " DEFAULT_CONFIG
-	    ", if present)\n"
+	    "  -c, --config FILE            config file "
+	    "(default " DEFAULT_CONFIG ", if present)\n"
 	    "      --state-dir DIR          LMDB state (default "
 	    "/var/lib/shoal-coordinator)\n"
 	    "      --listen EP              agents' endpoint (default "
@@ -67,7 +67,8 @@ usage(FILE *f)
 	    "this long\n"
 	    "                               (default: missed heartbeats x its "
 	    "interval)\n"
-	    "      --missed-heartbeats N    heartbeats a node may miss (default "
+	    "      --missed-heartbeats N    heartbeats a node may miss "
+	    "(default "
 	    "3)\n"
 	    "      --log-level LEVEL        error, warning, info or debug "
 	    "(default info)\n"
@@ -120,7 +121,8 @@ apply_flags(int argc, char **argv, coord_options_t *o)
 				    "a duration like 15s");
 			break;
 		case OPT_MISSED:
-			if (parse_uint(optarg, 1000, &o->missed_heartbeats) < 0 ||
+			if (parse_uint(optarg, 1000, &o->missed_heartbeats) <
+			        0 ||
 			    o->missed_heartbeats == 0)
 				return bad_value("--missed-heartbeats", optarg,
 				    "a number from 1 to 1000");

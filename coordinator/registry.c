@@ -19,7 +19,7 @@
 #include "coordinator/registry.h"
 
 enum { DB_NODES, DB_EVENTS, DB_META };
-const char *const registry_dbs[] = {"nodes", "events", "meta"};
+const char *const registry_dbs[] = { "nodes", "events", "meta" };
 const unsigned registry_ndbs = 3;
 
 #define EVENTS_MAX 100000
@@ -144,7 +144,7 @@ load_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 	}
 	reg->v = xrealloc(reg->v, (reg->n + 1) * sizeof *reg->v);
 	/* LMDB hands keys over in order, so the array stays sorted. */
-	reg->v[reg->n++] = (entry_t){.rec = rec, .contact_mono = mono_ms()};
+	reg->v[reg->n++] = (entry_t){ .rec = rec, .contact_mono = mono_ms() };
 	return 0;
 }
 
@@ -244,7 +244,7 @@ registry_hello(registry_t *reg, const char *node_id, const Shoal__Hello *hello,
 		    (reg->n - i) * sizeof *reg->v);
 		reg->n++;
 		e = &reg->v[i];
-		*e = (entry_t){.rec = rec};
+		*e = (entry_t){ .rec = rec };
 	} else {
 		r = entry_update(reg, e, &next, 0);
 		if (r < 0)
@@ -414,8 +414,9 @@ registry_sweep(registry_t *reg, uint64_t offline_after_ms, uint64_t missed,
 		if (e->rec->state != SHOAL__NODE__STATE__ONLINE)
 			continue;
 		if (!limit)
-			limit = missed * (e->rec->heartbeat_ms ?
-				e->rec->heartbeat_ms : 5000);
+			limit = missed *
+			    (e->rec->heartbeat_ms ? e->rec->heartbeat_ms
+			                          : 5000);
 		if (mono - e->contact_mono <= limit)
 			continue;
 		next = *e->rec;
@@ -476,7 +477,7 @@ int
 registry_events(registry_t *reg, const char *node_id, size_t limit,
     Shoal__StoredEvent ***ret_events, size_t *ret_n)
 {
-	collect_t c = {.node = node_id, .limit = limit};
+	collect_t c = { .node = node_id, .limit = limit };
 	store_txn_t *txn;
 	int r;
 

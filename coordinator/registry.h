@@ -51,8 +51,8 @@ int registry_ack(registry_t *reg, const char *node_id, uint64_t generation);
  * at or below the node's event_seq). *ret_ack_seq is what to acknowledge:
  * the highest sequence stored from this node.
  */
-int registry_event(registry_t *reg, const char *node_id,
-    const Shoal__Event *ev, uint64_t *ret_ack_seq);
+int registry_event(registry_t *reg, const char *node_id, const Shoal__Event *ev,
+    uint64_t *ret_ack_seq);
 
 /*
  * Marks online nodes offline when silent for longer than offline_after_ms,
@@ -60,8 +60,8 @@ int registry_event(registry_t *reg, const char *node_id,
  * interval. Calls fn for each node whose state changed.
  */
 typedef void (*registry_change_fn)(const Shoal__Node *node, void *arg);
-int registry_sweep(registry_t *reg, uint64_t offline_after_ms,
-    uint64_t missed, registry_change_fn fn, void *arg);
+int registry_sweep(registry_t *reg, uint64_t offline_after_ms, uint64_t missed,
+    registry_change_fn fn, void *arg);
 
 /* Writes the figures and last_seen times heartbeats left in memory. */
 int registry_flush(registry_t *reg);

@@ -57,8 +57,7 @@ usage(FILE *f)
 	    "  -V, --version           show the version\n");
 }
 
-static int
-fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 fail(const char *fmt, ...)
@@ -81,8 +80,8 @@ check_endpoint(const char *ep)
 
 	if (strncmp(ep, "ipc://", 6) == 0 && stat(ep + 6, &st) < 0)
 		return fail("cannot reach the coordinator: %s: %s (is "
-			    "shoal-coordinator running? set --control or "
-			    "SHOAL_CONTROL)",
+		            "shoal-coordinator running? set --control or "
+		            "SHOAL_CONTROL)",
 		    ep + 6, strerror(errno));
 	return 0;
 }
@@ -138,7 +137,7 @@ call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 	if (in->body_case == SHOAL__ENVELOPE__BODY_ERROR) {
 		r = fail("the coordinator refused the request: %s",
 		    in->error->message[0] ? in->error->message
-					  : shoal_strerror(in->error->code));
+		                          : shoal_strerror(in->error->code));
 		goto out;
 	}
 	if (in->body_case != SHOAL__ENVELOPE__BODY_CONTROL_REPLY) {
@@ -147,9 +146,10 @@ call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 		goto out;
 	}
 	if (in->control_reply->code != 0) {
-		r = fail("%s", in->control_reply->error[0]
-			? in->control_reply->error
-			: shoal_strerror(in->control_reply->code));
+		r = fail("%s",
+		    in->control_reply->error[0]
+		        ? in->control_reply->error
+		        : shoal_strerror(in->control_reply->code));
 		goto out;
 	}
 	*ret = in;
@@ -206,7 +206,8 @@ node_json(const Shoal__Node *n)
 	json_object_set_new(o, "agent_version", json_string(n->agent_version));
 	facts = json_object();
 	if (f) {
-		json_object_set_new(facts, "hostname", json_string(f->hostname));
+		json_object_set_new(facts, "hostname",
+		    json_string(f->hostname));
 		json_object_set_new(facts, "os", json_string(f->os));
 		json_object_set_new(facts, "kernel", json_string(f->kernel));
 		json_object_set_new(facts, "arch", json_string(f->arch));
@@ -223,9 +224,9 @@ node_json(const Shoal__Node *n)
 	if (n->figures)
 		json_object_set_new(o, "figures",
 		    json_pack("{s:f,s:f,s:I}", "load1", n->figures->load1,
-			"cpu_percent", n->figures->cpu_percent,
-			"memory_available_bytes",
-			(json_int_t)n->figures->memory_available_bytes));
+		        "cpu_percent", n->figures->cpu_percent,
+		        "memory_available_bytes",
+		        (json_int_t)n->figures->memory_available_bytes));
 	else
 		json_object_set_new(o, "figures", json_null());
 	json_object_set_new(o, "outbox_depth",
@@ -262,8 +263,7 @@ ago(uint64_t ms, char *buf, size_t size)
 	else if (d < 172800)
 		snprintf(buf, size, "%lluh ago", (unsigned long long)d / 3600);
 	else
-		snprintf(buf, size, "%llud ago",
-		    (unsigned long long)d / 86400);
+		snprintf(buf, size, "%llud ago", (unsigned long long)d / 86400);
 }
 
 static char *
@@ -273,8 +273,8 @@ labels_text(const Shoal__Node *n)
 	char *s;
 
 	for (size_t i = 0; i < n->n_labels; i++)
-		len += strlen(n->labels[i]->key) +
-		    strlen(n->labels[i]->value) + 2;
+		len +=
+		    strlen(n->labels[i]->key) + strlen(n->labels[i]->value) + 2;
 	s = xcalloc(1, len);
 	for (size_t i = 0; i < n->n_labels; i++) {
 		if (i)
@@ -296,8 +296,8 @@ parse_command_flags(int argc, char **argv, ctl_t *c, const char *help,
     void *arg)
 {
 	struct option opts[8] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
 	};
 	int n = 2, ch;
 
@@ -436,7 +436,7 @@ cmd_node_show(ctl_t *c, int argc, char **argv)
 			       "available\n",
 			    n->figures->load1, n->figures->cpu_percent,
 			    (double)n->figures->memory_available_bytes /
-				(1 << 30));
+			        (1 << 30));
 		printf("generation:    %llu desired, %llu reached\n",
 		    (unsigned long long)n->generation,
 		    (unsigned long long)n->acked_generation);
@@ -460,14 +460,14 @@ events_flag(int ch, const char *v, void *arg)
 	if (ch == 'n') {
 		if (!node_id_valid(v))
 			return -fail("events: --node: '%s' is not a valid node "
-				     "id",
+			             "id",
 			    v);
 		e->node = v;
 	} else if (ch == 'l') {
 		if (parse_uint(v, WIRE_MAX_ITEMS, &e->limit) < 0 ||
 		    e->limit == 0)
 			return -fail("events: --limit: expected 1 to %d, got "
-				     "'%s'",
+			             "'%s'",
 			    WIRE_MAX_ITEMS, v);
 	}
 	return 0;
@@ -481,13 +481,13 @@ cmd_events(ctl_t *c, int argc, char **argv)
 	    "The newest events agents reported (default 100), oldest "
 	    "first.\n";
 	static const struct option extra[] = {
-		{"node", required_argument, NULL, 'n'},
-		{"limit", required_argument, NULL, 'l'},
-		{NULL, 0, NULL, 0},
+		{ "node", required_argument, NULL, 'n' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
 	};
 	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
 	Shoal__ListEvents le = SHOAL__LIST_EVENTS__INIT;
-	events_args_t ea = {.node = ""};
+	events_args_t ea = { .node = "" };
 	Shoal__Envelope *rep;
 	int i, r;
 
@@ -513,9 +513,9 @@ cmd_events(ctl_t *c, int argc, char **argv)
 
 			json_array_append_new(a,
 			    json_pack("{s:s,s:I,s:o,s:s,s:s,s:s}", "node",
-				cr->events[k]->node, "seq", (json_int_t)e->seq,
-				"time", time_json(e->time_ms), "kind", e->kind,
-				"service", e->service, "message", e->message));
+			        cr->events[k]->node, "seq", (json_int_t)e->seq,
+			        "time", time_json(e->time_ms), "kind", e->kind,
+			        "service", e->service, "message", e->message));
 		}
 		r = print_json(a);
 	} else {
@@ -556,20 +556,20 @@ static const struct command {
 	const char *name;
 	int (*run)(ctl_t *c, int argc, char **argv);
 } commands[] = {
-	{"nodes", cmd_nodes},
-	{"node", cmd_node},
-	{"events", cmd_events},
+	{ "nodes", cmd_nodes },
+	{ "node", cmd_node },
+	{ "events", cmd_events },
 };
 
 int
 main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"control", required_argument, NULL, 'C'},
-		{"timeout", required_argument, NULL, 'T'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		{ "control", required_argument, NULL, 'C' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
 	};
 	ctl_t c = {
 		.control = getenv("SHOAL_CONTROL"),

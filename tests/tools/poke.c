@@ -38,7 +38,7 @@ main(int argc, char **argv)
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__Hello hello = SHOAL__HELLO__INIT;
 	Shoal__Event ev = SHOAL__EVENT__INIT;
-	Shoal__Label lab = SHOAL__LABEL__INIT, *labs[1] = {&lab};
+	Shoal__Label lab = SHOAL__LABEL__INIT, *labs[1] = { &lab };
 	unsigned replies = 0, sent = 0;
 	zsock_t *s;
 	uint8_t *big;
