@@ -665,7 +665,8 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 	}
 	r = load_identity(a);
 	if (r == 0)
-		r = outbox_open(a->store, DB_OUTBOX, DB_META, &a->outbox);
+		r = outbox_open(a->store, DB_OUTBOX, DB_META, OUTBOX_MAX,
+		    &a->outbox);
 	if (r < 0) {
 		log_error("cannot read the state store in %s: %s",
 		    opts->state_dir, shoal_strerror(r));

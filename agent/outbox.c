@@ -21,11 +21,13 @@ struct outbox {
 	unsigned db, meta;
 	uint64_t last_seq;
 	uint64_t depth;
+	uint64_t max;
 	uint64_t overflowed; /* dropped and not yet reported */
 };
 
 int
-outbox_open(store_t *store, unsigned db, unsigned meta, outbox_t **ret)
+outbox_open(store_t *store, unsigned db, unsigned meta, uint64_t max,
+    outbox_t **ret)
 {
 	outbox_t *ob = xcalloc(1, sizeof *ob);
 	store_txn_t *txn;
@@ -34,6 +36,7 @@ outbox_open(store_t *store, unsigned db, unsigned meta, outbox_t **ret)
 	ob->store = store;
 	ob->db = db;
 	ob->meta = meta;
+	ob->max = max ? max : 1;
 	r = store_begin(store, false, &txn);
 	if (r < 0)
 		goto fail;
@@ -89,7 +92,7 @@ append(outbox_t *ob, const char *kind, const char *service, const char *msg)
 	r = store_put_msg(txn, ob->db, key, sizeof key, &ev.base);
 	if (r == 0)
 		r = store_put_u64(txn, ob->meta, SEQ_KEY, ev.seq);
-	if (r == 0 && ob->depth + 1 > OUTBOX_MAX) {
+	if (r == 0 && ob->depth + 1 > ob->max) {
 		r = store_foreach(txn, ob->db, NULL, 0, drop_oldest, &first);
 		if (r == 0) {
 			store_key_u64(first, key);
@@ -104,7 +107,7 @@ append(outbox_t *ob, const char *kind, const char *service, const char *msg)
 	if (r < 0)
 		return r;
 	ob->last_seq = ev.seq;
-	if (ob->depth + 1 > OUTBOX_MAX)
+	if (ob->depth + 1 > ob->max)
 		ob->overflowed++;
 	else
 		ob->depth++;
@@ -123,13 +126,14 @@ outbox_push(outbox_t *ob, const char *kind, const char *service,
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	r = append(ob, kind, service, msg);
-	if (r == 0 && ob->overflowed && ob->depth < OUTBOX_MAX) {
+	if (r == 0 && ob->overflowed && ob->depth < ob->max) {
 		char note[128];
 
 		snprintf(note, sizeof note,
 		    "%llu older events were dropped: the outbox holds at most "
-		    "%d",
-		    (unsigned long long)ob->overflowed, OUTBOX_MAX);
+		    "%llu",
+		    (unsigned long long)ob->overflowed,
+		    (unsigned long long)ob->max);
 		if (append(ob, "outbox.overflow", NULL, note) == 0)
 			ob->overflowed = 0;
 	}

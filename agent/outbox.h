@@ -3,8 +3,9 @@
  * The agent's event outbox in LMDB: every event gets the next sequence
  * number and stays on disk until the coordinator acknowledges it, so
  * nothing the agent saw is lost while the coordinator is away or the agent
- * restarts. Bounded by OUTBOX_MAX: past it the oldest events give way and
- * an "outbox.overflow" event says how many.
+ * restarts. Bounded (OUTBOX_MAX by default): past the bound the oldest
+ * events give way, and an "outbox.overflow" event says how many once there
+ * is room again.
  */
 #ifndef SHOAL_AGENT_OUTBOX_H
 #define SHOAL_AGENT_OUTBOX_H
@@ -19,8 +20,9 @@
 typedef struct outbox outbox_t;
 
 /* db: the outbox database; meta: where the sequence counter lives. Both
- * borrowed from store, which must outlive the outbox. */
-int outbox_open(store_t *store, unsigned db, unsigned meta, outbox_t **ret);
+ * borrowed from store, which must outlive the outbox. max: the bound. */
+int outbox_open(store_t *store, unsigned db, unsigned meta, uint64_t max,
+    outbox_t **ret);
 void outbox_close(outbox_t **ob);
 
 /* Appends an event (kind: dotted name; service may be NULL). */

@@ -6,7 +6,7 @@
 # back on their own, events queued while the coordinator was away arrive
 # exactly once, and hostile frames do not take the coordinator down.
 . "$(dirname "$0")/lib.sh"
-need jq shoal-coordinator shoal-agent shoalctl
+need jq shoal-coordinator shoal-agent shoalctl poke
 
 HB=200ms
 export SHOAL_CONTROL="ipc://$SCRATCH/control.sock"
