@@ -72,6 +72,9 @@ fail(const char *fmt, ...)
 	return 1;
 }
 
+/* Like fail(), for a command line that cannot be run: exit status 2. */
+#define usage_error(...) (fail(__VA_ARGS__), EXIT_USAGE)
+
 /* A missing ipc:// socket file means no coordinator: say so at once. */
 static int
 check_endpoint(const char *ep)
@@ -344,7 +347,7 @@ cmd_nodes(ctl_t *c, int argc, char **argv)
 	if (i < 0)
 		return i == -1 ? 0 : EXIT_USAGE;
 	if (i < argc)
-		return fail("nodes: unexpected argument '%s'", argv[i]) + 1;
+		return usage_error("nodes: unexpected argument '%s'", argv[i]);
 	req.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_NODES;
 	req.list_nodes = &ln;
 	r = call(c, &req, &rep);
@@ -397,8 +400,8 @@ cmd_node_show(ctl_t *c, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!node_id_valid(argv[i]))
-		return fail("node show: '%s' is not a valid node id", argv[i]) +
-		    1;
+		return usage_error("node show: '%s' is not a valid node id",
+		    argv[i]);
 	gn.id = argv[i];
 	req.req_case = SHOAL__CONTROL_REQUEST__REQ_GET_NODE;
 	req.get_node = &gn;
@@ -495,7 +498,7 @@ cmd_events(ctl_t *c, int argc, char **argv)
 	if (i < 0)
 		return i == -1 ? 0 : EXIT_USAGE;
 	if (i < argc)
-		return fail("events: unexpected argument '%s'", argv[i]) + 1;
+		return usage_error("events: unexpected argument '%s'", argv[i]);
 	le.node = (char *)ea.node;
 	le.limit = (uint32_t)ea.limit;
 	req.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_EVENTS;

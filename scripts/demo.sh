@@ -13,11 +13,11 @@ keep=0
 
 dir=$(mktemp -d /tmp/shoal-demo.XXXXXX)
 export SHOAL_CONTROL="ipc://$dir/control.sock"
-./shoal-coordinator --state-dir "$dir/coordinator" \
+./shoal-coordinator -c /dev/null --state-dir "$dir/coordinator" \
 	--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401 \
 	--control "$SHOAL_CONTROL" >"$dir/coordinator.log" 2>&1 &
 coord=$!
-./shoal-agent --state-dir "$dir/agent" --node-id "$(hostname -s)" \
+./shoal-agent -c /dev/null --state-dir "$dir/agent" --node-id "$(hostname -s)" \
 	--label role=model --coordinator tcp://127.0.0.1:7400 \
 	--heartbeat 1s >"$dir/agent.log" 2>&1 &
 agent=$!
