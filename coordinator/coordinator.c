@@ -150,9 +150,12 @@ on_hello(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 	Shoal__Welcome w = SHOAL__WELCOME__INIT;
 	const Shoal__Node *before = registry_find(c->reg, in->node_id);
 	int was_online = before && before->state == SHOAL__NODE__STATE__ONLINE;
+	int other_store =
+	    before && strcmp(before->store_id, in->hello->store_id) != 0;
 	const Shoal__Node *node;
 	int r;
 
+	/* before is not to be read past this call: the record is replaced. */
 	r = registry_hello(c->reg, in->node_id, in->hello, &node);
 	if (r < 0) {
 		log_node(LOG_ERR, in->node_id, "cannot record node: %s",
@@ -165,6 +168,11 @@ on_hello(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 		    node->id, node->agent_version);
 	else if (!was_online)
 		log_node(LOG_INFO, node->id, "node %s online", node->id);
+	else if (other_store)
+		log_node(LOG_WARNING, node->id,
+		    "node %s: Hello from another agent state dir while the "
+		    "node was online; are two agents using one node id?",
+		    node->id);
 	w.coordinator_version = PACKAGE_VERSION;
 	w.generation = node->generation;
 	w.event_seq = node->event_seq;
@@ -172,7 +180,7 @@ on_hello(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 	env.welcome = &w;
 	env.node_id = node->id;
 	reply(c, c->router, route, &env);
-	if (!before)
+	if (node->generation > node->acked_generation)
 		ring(c, node->id, node->generation);
 }
 

@@ -223,6 +223,12 @@ registry_hello(registry_t *reg, const char *node_id, const Shoal__Hello *hello,
 	next.heartbeat_ms = hello->heartbeat_ms;
 	next.last_seen_ms = now;
 	next.acked_generation = hello->generation;
+	if (hello->generation >= next.generation) {
+		/* The agent has applied a generation this registry never
+		 * issued (the coordinator was restored from a backup): move
+		 * past it so the agent fetches and reconciles to our state. */
+		next.generation = hello->generation + 1;
+	}
 	if (!e || strcmp(e->rec->store_id, hello->store_id) != 0) {
 		/* A new agent store numbers its events from 1 again. */
 		next.store_id = hello->store_id;

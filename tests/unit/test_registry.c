@@ -97,6 +97,14 @@ main(void)
 	is_int(registry_ack(reg, "node-a", 5), SHOAL_E_INVALID,
 	    "acknowledging a generation never sent is refused");
 
+	/* An agent ahead of the registry (a coordinator restored from an
+	 * older backup) is given a newer generation to fetch. */
+	hello.generation = 5;
+	registry_hello(reg, "node-b", &hello, &n);
+	ok(n->generation == 6 && n->acked_generation == 5,
+	    "an agent ahead of the registry gets a newer generation");
+	hello.generation = 0;
+
 	/* Events: stored once, acknowledged cumulatively. */
 	ev = event(1, "k.one");
 	is_int(registry_event(reg, "node-a", &ev, &ack), 0, "event 1");
