@@ -13,7 +13,7 @@
 #include "agent/outbox.h"
 #include "common/error.h"
 #include "common/store.h"
-#include "tap.h"
+#include "tests/tap.h"
 
 enum { DB_META, DB_OUTBOX };
 static const char *const dbs[] = { "meta", "outbox" };

@@ -14,7 +14,7 @@
 #include "common/error.h"
 #include "common/store.h"
 #include "coordinator/registry.h"
-#include "tap.h"
+#include "tests/tap.h"
 
 static registry_t *
 open_registry(const char *dir, store_t **store)
