@@ -1,28 +1,44 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite, from a fresh Debian 12 machine: installs what is
-# needed, builds, runs `make check` (unit and integration tests) and
-# `make memcheck` (the unit tests under valgrind). .ci/run calls this.
+# needed, builds, runs `make check` (unit and integration tests), `make
+# memcheck` (the unit tests under valgrind), and the whole suite again on an
+# ASan/UBSan build made from the distribution files (so a file missing from
+# the tarball shows up here too). .ci/run calls this.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 ./scripts/build.sh
 
 status=0
-make -s -j"$(nproc)" check || status=1
-if [ $status -ne 0 ]; then
-	for log in tests/unit/*.log tests/integration/*.log; do
+show_failures() { # show_failures DIR
+	for log in "$1"/tests/unit/*.log "$1"/tests/integration/*.log; do
 		[ -f "$log" ] || continue
-		grep -q "^not ok\|^ERROR\|^FAIL" "$log" 2>/dev/null || continue
+		grep -q '^not ok\|^ERROR\|^FAIL' "$log" 2>/dev/null || continue
 		echo "=== $log"
 		cat "$log"
 	done
-fi
-make -s memcheck || status=1
+}
+
+echo "== make check"
+make -s -j"$(nproc)" check || { status=1; show_failures .; }
+echo "== make memcheck"
+make -s memcheck || { status=1; show_failures .; }
+
+echo "== make check with --enable-sanitizers"
+rm -rf _asan
+make -s distdir distdir=_asan >/dev/null
+(
+	cd _asan
+	./configure -q --enable-sanitizers
+	make -s -j"$(nproc)" >/dev/null
+	make -s check
+) || { status=1; show_failures _asan; }
 
 # One closing line over every TAP test point that ran.
-passed=$(cat tests/unit/*.trs tests/integration/*.trs 2>/dev/null | grep -c '^:test-result: PASS' || true)
-failed=$(cat tests/unit/*.trs tests/integration/*.trs 2>/dev/null | grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)' || true)
+results=$(cat tests/*/*.trs _asan/tests/*/*.trs 2>/dev/null || true)
+passed=$(printf '%s\n' "$results" | grep -c '^:test-result: PASS' || true)
+failed=$(printf '%s\n' "$results" | grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)' || true)
 echo "check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || status=1
 exit $status
