@@ -31,8 +31,6 @@
 #include "common/wire.h"
 
 #define MISSED_REPLIES 3
-#define BACKOFF_BASE_MS 500
-#define BACKOFF_MAX_MS 30000
 #define EVENT_WINDOW 32
 #define STORE_MAP_BYTES (256ULL << 20)
 #define AGENT_SCHEMA 1
@@ -411,10 +409,24 @@ act_heartbeat(agent_t *a)
 	request_desired_state(a);
 }
 
+uint64_t
+agent_backoff_ms(unsigned attempt)
+{
+	uint64_t delay = BACKOFF_MAX_MS;
+
+	/* Equal jitter: half the exponential delay, plus a random half, so
+	 * agents that lost the coordinator together do not return together
+	 * yet none returns sooner than half its step. */
+	if (attempt < 16 &&
+	    ((uint64_t)BACKOFF_BASE_MS << attempt) < BACKOFF_MAX_MS)
+		delay = (uint64_t)BACKOFF_BASE_MS << attempt;
+	return delay / 2 + random_below((uint32_t)(delay / 2 + 1));
+}
+
 static void
 act_disconnect(agent_t *a)
 {
-	uint64_t delay = BACKOFF_MAX_MS, jittered;
+	uint64_t jittered;
 
 	if (a->dealer) {
 		zloop_reader_end(a->loop, a->dealer);
@@ -427,10 +439,7 @@ act_disconnect(agent_t *a)
 		record(a, "coordinator.lost", "no reply from %s",
 		    a->opts->coordinator);
 	}
-	/* Equal jitter: half the exponential delay, plus a random half. */
-	if (a->attempt < 16 && (BACKOFF_BASE_MS << a->attempt) < BACKOFF_MAX_MS)
-		delay = (uint64_t)BACKOFF_BASE_MS << a->attempt;
-	jittered = delay / 2 + random_below((uint32_t)(delay / 2 + 1));
+	jittered = agent_backoff_ms(a->attempt);
 	a->attempt++;
 	log_debug("reconnecting in %llums (attempt %u)",
 	    (unsigned long long)jittered, a->attempt);

@@ -33,6 +33,12 @@ void agent_options_free(agent_options_t *o);
  * Caller owns the result; NULL when ep is not tcp:// with a port. */
 char *agent_default_doorbell(const char *ep);
 
+/* The delay before reconnect attempt number attempt (0 first): from half
+ * to all of 500ms x 2^attempt, capped at 30s. */
+#define BACKOFF_BASE_MS 500
+#define BACKOFF_MAX_MS 30000
+uint64_t agent_backoff_ms(unsigned attempt);
+
 typedef struct agent agent_t;
 
 /* Opens the store and connects; errors are logged here. */
