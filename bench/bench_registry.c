@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Benchmarks for the coordinator's hot path, side by side in one run:
+ * decoding and validating an agent frame, and recording a heartbeat with
+ * its figures written in batches (what the coordinator does) against one
+ * LMDB commit per heartbeat (what it would cost without batching).
+ * Prints a Markdown table. Run with `make bench`.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "common/store.h"
+#include "common/util.h"
+#include "common/wire.h"
+#include "coordinator/registry.h"
+
+#define NODES 1000
+#define HEARTBEATS 20000
+/* 1000 nodes beating every 5s give 1000 heartbeats per 5s flush. */
+#define FLUSH_EVERY 1000
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+row(const char *what, unsigned long n, double secs)
+{
+	printf("| %s | %lu | %.0f | %.2f |\n", what, n, (double)n / secs,
+	    secs / (double)n * 1e6);
+}
+
+static void
+bench_wire(void)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT, *out;
+	Shoal__Heartbeat hb = SHOAL__HEARTBEAT__INIT;
+	Shoal__HostFigures fig = SHOAL__HOST_FIGURES__INIT;
+	Shoal__Hello hello = SHOAL__HELLO__INIT;
+	Shoal__Facts facts = SHOAL__FACTS__INIT;
+	Shoal__Label labels[8], *lp[8];
+	char keys[8][16];
+	uint8_t *buf;
+	size_t n;
+	double t;
+	const int iters = 200000;
+
+	env.version = SHOAL_PROTOCOL_VERSION;
+	env.node_id = "gpu-node-0001";
+	fig.load1 = 1.5;
+	fig.cpu_percent = 42;
+	fig.memory_available_bytes = 1ULL << 34;
+	hb.figures = &fig;
+	hb.generation = 12;
+	env.body_case = SHOAL__ENVELOPE__BODY_HEARTBEAT;
+	env.heartbeat = &hb;
+	wire_pack(&env, &buf, &n);
+	t = now_s();
+	for (int i = 0; i < iters; i++) {
+		if (wire_unpack(buf, n, &out, NULL) < 0)
+			abort();
+		shoal__envelope__free_unpacked(out, NULL);
+	}
+	row("decode + validate a heartbeat frame", iters, now_s() - t);
+	free(buf);
+
+	for (int i = 0; i < 8; i++) {
+		shoal__label__init(&labels[i]);
+		snprintf(keys[i], sizeof keys[i], "label-%d", i);
+		labels[i].key = keys[i];
+		labels[i].value = "value";
+		lp[i] = &labels[i];
+	}
+	facts.hostname = "gpu-node-0001";
+	facts.os = "Debian GNU/Linux 12 (bookworm)";
+	hello.labels = lp;
+	hello.n_labels = 8;
+	hello.facts = &facts;
+	hello.heartbeat_ms = 5000;
+	hello.agent_version = "0.1.0";
+	env.body_case = SHOAL__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	wire_pack(&env, &buf, &n);
+	t = now_s();
+	for (int i = 0; i < iters; i++) {
+		if (wire_unpack(buf, n, &out, NULL) < 0)
+			abort();
+		shoal__envelope__free_unpacked(out, NULL);
+	}
+	row("decode + validate a hello with 8 labels", iters, now_s() - t);
+	free(buf);
+}
+
+static void
+bench_heartbeats(const char *dir, int batched)
+{
+	Shoal__Hello hello = SHOAL__HELLO__INIT;
+	Shoal__Heartbeat hb = SHOAL__HEARTBEAT__INIT;
+	Shoal__HostFigures fig = SHOAL__HOST_FIGURES__INIT;
+	const Shoal__Node *node;
+	char path[512], id[32];
+	store_t *store;
+	registry_t *reg;
+	double t;
+
+	snprintf(path, sizeof path, "%s/%s", dir, batched ? "b" : "i");
+	if (store_open(path, registry_dbs, registry_ndbs, REGISTRY_SCHEMA,
+	        1ULL << 30, &store) < 0 ||
+	    registry_open(store, &reg) < 0)
+		abort();
+	hello.heartbeat_ms = 5000;
+	hello.agent_version = "0.1.0";
+	hello.store_id = "s";
+	for (int i = 0; i < NODES; i++) {
+		snprintf(id, sizeof id, "node-%04d", i);
+		registry_hello(reg, id, &hello, &node);
+	}
+	hb.figures = &fig;
+	t = now_s();
+	for (int i = 0; i < HEARTBEATS; i++) {
+		snprintf(id, sizeof id, "node-%04d", i % NODES);
+		fig.load1 = i;
+		if (registry_heartbeat(reg, id, &hb, &node) < 0)
+			abort();
+		if (!batched || (i + 1) % FLUSH_EVERY == 0)
+			registry_flush(reg);
+	}
+	registry_flush(reg);
+	row(batched ? "heartbeat, figures written every 1000 (shoal)"
+	            : "heartbeat, one LMDB commit each (for comparison)",
+	    HEARTBEATS, now_s() - t);
+	registry_close(&reg);
+	store_close(&store);
+}
+
+int
+main(int argc, char **argv)
+{
+	char dir[] = "bench-state.XXXXXX", cmd[64];
+	struct rusage ru;
+
+	if (!mkdtemp(dir))
+		return 1;
+	printf("| operation | count | per second | microseconds each |\n");
+	printf("| --- | ---: | ---: | ---: |\n");
+	bench_wire();
+	bench_heartbeats(dir, 1);
+	bench_heartbeats(dir, 0);
+	getrusage(RUSAGE_SELF, &ru);
+	printf("\nPeak RSS of the benchmark process (%d nodes): %ld KiB\n",
+	    NODES, ru.ru_maxrss);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : 1;
+}
