@@ -16,10 +16,12 @@
 #include <czmq.h>
 
 #include "agent/agent.h"
+#include "common/cli.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
 
+#define PROG "shoal-agent"
 #define DEFAULT_CONFIG "/etc/shoal/agent.yaml"
 
 enum {
@@ -75,72 +77,57 @@ usage(FILE *f)
 	    "10s, 5m, 1h.\n");
 }
 
-static void
-set_string(char **dst, const char *v)
-{
-	free(*dst);
-	*dst = xstrdup(v);
-}
-
-static int
-bad_value(const char *flag, const char *v, const char *expect)
-{
-	fprintf(stderr, "shoal-agent: %s: expected %s, got '%s'\n", flag,
-	    expect, v);
-	return -EINVAL;
-}
-
 /* The second pass: flags override what the config file set. */
 static int
 apply_flags(int argc, char **argv, agent_options_t *o)
 {
 	int ch, r;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, CLI_SHORT_OPTIONS, options,
+	            NULL)) != -1) {
 		switch (ch) {
 		case OPT_STATE_DIR:
-			set_string(&o->state_dir, optarg);
+			cli_set_string(&o->state_dir, optarg);
 			break;
 		case OPT_NODE_ID:
 			if (!node_id_valid(optarg))
-				return bad_value("--node-id", optarg,
+				return cli_bad_value(PROG, "--node-id", optarg,
 				    "1-63 of [A-Za-z0-9._-], starting with a "
 				    "letter or digit");
-			set_string(&o->node_id, optarg);
+			cli_set_string(&o->node_id, optarg);
 			break;
 		case OPT_LABEL:
 			r = labels_parse(&o->labels, optarg);
 			if (r == -E2BIG)
-				return bad_value("--label", optarg,
+				return cli_bad_value(PROG, "--label", optarg,
 				    "at most 64 labels");
 			if (r < 0)
-				return bad_value("--label", optarg,
+				return cli_bad_value(PROG, "--label", optarg,
 				    "KEY=VALUE (keys [A-Za-z0-9._/-], values "
 				    "[A-Za-z0-9._-], at most 63 each)");
 			break;
 		case OPT_COORDINATOR:
-			set_string(&o->coordinator, optarg);
+			cli_set_string(&o->coordinator, optarg);
 			break;
 		case OPT_DOORBELL:
-			set_string(&o->doorbell, optarg);
+			cli_set_string(&o->doorbell, optarg);
 			break;
 		case OPT_HEARTBEAT:
 			if (parse_duration_ms(optarg, &o->heartbeat_ms) < 0 ||
 			    o->heartbeat_ms < 50 ||
 			    o->heartbeat_ms > 3600 * 1000)
-				return bad_value("--heartbeat", optarg,
-				    "a duration from 50ms to 1h");
+				return cli_bad_value(PROG, "--heartbeat",
+				    optarg, "a duration from 50ms to 1h");
 			break;
 		case OPT_LOG_LEVEL:
-			set_string(&o->log_level, optarg);
+			cli_set_string(&o->log_level, optarg);
 			break;
 		default:
 			break;
 		}
 	}
 	if (log_level_from_name(o->log_level) < 0)
-		return bad_value("log level", o->log_level,
+		return cli_bad_value(PROG, "log level", o->log_level,
 		    "error, warning, info or debug");
 	return 0;
 }
@@ -150,53 +137,24 @@ main(int argc, char **argv)
 {
 	agent_options_t opts;
 	agent_t *a = NULL;
-	const char *config = NULL;
-	char err[1024];
-	int ch, r;
+	const char *config;
+	int r;
 
-	while ((ch = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("shoal-agent %s\n", PACKAGE_VERSION);
-			return 0;
-		case '?':
-			usage(stderr);
-			return 2;
-		default:
-			break;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "shoal-agent: unexpected argument '%s'\n",
-		    argv[optind]);
-		return 2;
-	}
-
+	r = cli_first_pass(PROG, argc, argv, options, usage, &config);
+	if (r != CLI_CONTINUE)
+		return r;
 	agent_options_defaults(&opts);
-	if (!config && access(DEFAULT_CONFIG, F_OK) == 0)
-		config = DEFAULT_CONFIG;
-	if (config) {
-		r = config_load(config, agent_config_fields, &opts, err,
-		    sizeof err);
-		if (r < 0) {
-			fprintf(stderr, "shoal-agent: %s\n", err);
-			agent_options_free(&opts);
-			return 1;
-		}
+	if (cli_load_config(PROG, config, DEFAULT_CONFIG, agent_config_fields,
+	        &opts) < 0) {
+		agent_options_free(&opts);
+		return 1;
 	}
-	opterr = 0;
 	if (apply_flags(argc, argv, &opts) < 0) {
 		agent_options_free(&opts);
 		return 2;
 	}
 
-	log_open("shoal-agent", log_level_from_name(opts.log_level));
+	log_open(PROG, log_level_from_name(opts.log_level));
 	zsys_init();
 	zsys_set_logstream(NULL);
 	r = agent_new(&opts, &a);

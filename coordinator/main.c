@@ -14,11 +14,13 @@
 
 #include <czmq.h>
 
+#include "common/cli.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "coordinator/coordinator.h"
 
+#define PROG "shoal-coordinator"
 #define DEFAULT_CONFIG "/etc/shoal/coordinator.yaml"
 
 enum {
@@ -79,63 +81,49 @@ usage(FILE *f)
 	    "is 500ms, 10s, 5m, 1h.\n");
 }
 
-static void
-set_string(char **dst, const char *v)
-{
-	free(*dst);
-	*dst = xstrdup(v);
-}
-
-static int
-bad_value(const char *flag, const char *v, const char *expect)
-{
-	fprintf(stderr, "shoal-coordinator: %s: expected %s, got '%s'\n", flag,
-	    expect, v);
-	return -EINVAL;
-}
-
 /* The second pass: flags override what the config file set. */
 static int
 apply_flags(int argc, char **argv, coord_options_t *o)
 {
 	int ch;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, CLI_SHORT_OPTIONS, options,
+	            NULL)) != -1) {
 		switch (ch) {
 		case OPT_STATE_DIR:
-			set_string(&o->state_dir, optarg);
+			cli_set_string(&o->state_dir, optarg);
 			break;
 		case OPT_LISTEN:
-			set_string(&o->listen, optarg);
+			cli_set_string(&o->listen, optarg);
 			break;
 		case OPT_PUBLISH:
-			set_string(&o->publish, optarg);
+			cli_set_string(&o->publish, optarg);
 			break;
 		case OPT_CONTROL:
-			set_string(&o->control, optarg);
+			cli_set_string(&o->control, optarg);
 			break;
 		case OPT_OFFLINE_AFTER:
 			if (parse_duration_ms(optarg, &o->offline_after_ms) < 0)
-				return bad_value("--offline-after", optarg,
-				    "a duration like 15s");
+				return cli_bad_value(PROG, "--offline-after",
+				    optarg, "a duration like 15s");
 			break;
 		case OPT_MISSED:
 			if (parse_uint(optarg, 1000, &o->missed_heartbeats) <
 			        0 ||
 			    o->missed_heartbeats == 0)
-				return bad_value("--missed-heartbeats", optarg,
+				return cli_bad_value(PROG,
+				    "--missed-heartbeats", optarg,
 				    "a number from 1 to 1000");
 			break;
 		case OPT_LOG_LEVEL:
-			set_string(&o->log_level, optarg);
+			cli_set_string(&o->log_level, optarg);
 			break;
 		default:
 			break;
 		}
 	}
 	if (log_level_from_name(o->log_level) < 0)
-		return bad_value("log level", o->log_level,
+		return cli_bad_value(PROG, "log level", o->log_level,
 		    "error, warning, info or debug");
 	return 0;
 }
@@ -145,54 +133,24 @@ main(int argc, char **argv)
 {
 	coord_options_t opts;
 	coordinator_t *c = NULL;
-	const char *config = NULL;
-	char err[1024];
-	int ch, r;
+	const char *config;
+	int r;
 
-	opterr = 1;
-	while ((ch = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("shoal-coordinator %s\n", PACKAGE_VERSION);
-			return 0;
-		case '?':
-			usage(stderr);
-			return 2;
-		default:
-			break;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "shoal-coordinator: unexpected argument '%s'\n",
-		    argv[optind]);
-		return 2;
-	}
-
+	r = cli_first_pass(PROG, argc, argv, options, usage, &config);
+	if (r != CLI_CONTINUE)
+		return r;
 	coord_options_defaults(&opts);
-	if (!config && access(DEFAULT_CONFIG, F_OK) == 0)
-		config = DEFAULT_CONFIG;
-	if (config) {
-		r = config_load(config, coord_config_fields, &opts, err,
-		    sizeof err);
-		if (r < 0) {
-			fprintf(stderr, "shoal-coordinator: %s\n", err);
-			coord_options_free(&opts);
-			return 1;
-		}
+	if (cli_load_config(PROG, config, DEFAULT_CONFIG, coord_config_fields,
+	        &opts) < 0) {
+		coord_options_free(&opts);
+		return 1;
 	}
-	opterr = 0;
 	if (apply_flags(argc, argv, &opts) < 0) {
 		coord_options_free(&opts);
 		return 2;
 	}
 
-	log_open("shoal-coordinator", log_level_from_name(opts.log_level));
+	log_open(PROG, log_level_from_name(opts.log_level));
 	zsys_init();
 	zsys_set_logstream(NULL);
 	r = coordinator_new(&opts, &c);

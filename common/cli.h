@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Command-line plumbing shared by the daemons: the first pass over the
+ * arguments (-c FILE, --help, --version), loading the config file before
+ * the flags override it, and the error lines for bad flag values.
+ */
+#ifndef SHOAL_CLI_H
+#define SHOAL_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "common/config.h"
+
+#define CLI_SHORT_OPTIONS "c:hV"
+#define CLI_CONTINUE (-1)
+
+/*
+ * Finds -c FILE and answers --help (usage to stdout) and --version.
+ * Returns CLI_CONTINUE, or the exit status to leave with: 0 after help or
+ * version, 2 for a usage error (usage to stderr).
+ */
+int cli_first_pass(const char *prog, int argc, char **argv,
+    const struct option *options, void (*usage)(FILE *),
+    const char **ret_config);
+
+/*
+ * Loads config into target; with config NULL, loads default_path when it
+ * exists. Prints "PROG: FILE:LINE: ..." and returns -1 on a refusal.
+ */
+int cli_load_config(const char *prog, const char *config,
+    const char *default_path, const config_field_t *fields, void *target);
+
+/* Replaces a heap-owned string option. */
+void cli_set_string(char **dst, const char *value);
+
+/* Prints "PROG: FLAG: expected EXPECT, got 'VALUE'"; returns -EINVAL. */
+int cli_bad_value(const char *prog, const char *flag, const char *value,
+    const char *expect);
+
+#endif
