@@ -352,6 +352,7 @@ act_connect(agent_t *a)
 	if (!s)
 		abort();
 	zsock_set_linger(s, 0);
+	zsock_set_maxmsgsize(s, WIRE_MAX_FRAME);
 	zsock_set_immediate(s, 1);
 	zsock_set_sndhwm(s, 1000);
 	/* libzmq retries the TCP connection while we wait for Welcome; our
@@ -685,6 +686,7 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 
 	a->sub = zsock_new(ZMQ_SUB);
 	zsock_set_linger(a->sub, 0);
+	zsock_set_maxmsgsize(a->sub, WIRE_MAX_FRAME);
 	zsock_set_reconnect_ivl(a->sub, BACKOFF_BASE_MS);
 	zsock_set_reconnect_ivl_max(a->sub, BACKOFF_MAX_MS);
 	zsock_set_subscribe(a->sub, opts->node_id);
@@ -699,13 +701,17 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 	zloop_reader(a->loop, a->sub, on_doorbell, a);
 	zloop_timer(a->loop, (size_t)opts->heartbeat_ms, 0, on_tick, a);
 
+	fire(a, E_CONNECT);
+	if (!a->dealer) {
+		r = -EINVAL; /* act_connect() said why */
+		goto fail;
+	}
 	record(a, "agent.started", "shoal-agent %s started", PACKAGE_VERSION);
 	log_info("agent %s (node %s, generation %llu, %llu events queued): "
 	         "coordinator %s, doorbell %s",
 	    PACKAGE_VERSION, opts->node_id, (unsigned long long)a->generation,
 	    (unsigned long long)outbox_depth(a->outbox), opts->coordinator,
 	    a->doorbell_ep);
-	fire(a, E_CONNECT);
 	*ret = a;
 	return 0;
 fail:

@@ -505,6 +505,9 @@ bind_socket(zsock_t **ret, int type, const char *what, const char *ep)
 	if (!s)
 		return -ENOMEM;
 	zsock_set_linger(s, 0);
+	/* libzmq drops a peer that sends a larger frame before it is
+	 * buffered: a frame the wire codec would refuse costs no memory. */
+	zsock_set_maxmsgsize(s, WIRE_MAX_FRAME);
 	r = prepare_ipc(ep);
 	if (r < 0) {
 		log_error(

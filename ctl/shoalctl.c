@@ -106,6 +106,7 @@ call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 		return fail("cannot create a socket: %s",
 		    zmq_strerror(zmq_errno()));
 	zsock_set_linger(s, 0);
+	zsock_set_maxmsgsize(s, WIRE_MAX_FRAME);
 	zsock_set_rcvtimeo(s, (int)c->timeout_ms);
 	zsock_set_sndtimeo(s, (int)c->timeout_ms);
 	if (zsock_connect(s, "%s", c->control) < 0) {
