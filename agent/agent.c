@@ -47,7 +47,8 @@ const config_field_t agent_config_fields[] = {
 	{ "doorbell", CONFIG_STRING, OPT(doorbell) },
 	{ "state_dir", CONFIG_STRING, OPT(state_dir) },
 	{ "heartbeat", CONFIG_DURATION, OPT(heartbeat_ms), 50, 3600 * 1000 },
-	{ "log_level", CONFIG_STRING, OPT(log_level) },
+	{ "log_level", CONFIG_STRING, OPT(log_level), 0, 0, log_level_valid,
+	    LOG_LEVEL_EXPECT },
 	{ NULL },
 };
 

@@ -76,6 +76,12 @@ log_level_from_name(const char *name)
 	return -1;
 }
 
+bool
+log_level_valid(const char *name)
+{
+	return log_level_from_name(name) >= 0;
+}
+
 static const char *
 level_name(int level)
 {

@@ -8,13 +8,17 @@
 #ifndef SHOAL_LOG_H
 #define SHOAL_LOG_H
 
+#include <stdbool.h>
 #include <syslog.h>
 
 /* ident: program name; level: LOG_ERR..LOG_DEBUG, messages above it drop. */
 void log_open(const char *ident, int level);
 void log_set_level(int level);
-/* "error", "warning", "info", "debug" -> LOG_*; -1 when unknown. */
+/* "error", "warning", "notice", "info", "debug" -> LOG_*; -1 when
+ * unknown. */
 int log_level_from_name(const char *name);
+bool log_level_valid(const char *name);
+#define LOG_LEVEL_EXPECT "error, warning, notice, info or debug"
 
 /* node and service may be NULL; they become journal fields. */
 void log_full(int level, const char *node, const char *service, const char *fmt,

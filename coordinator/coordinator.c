@@ -38,7 +38,8 @@ const config_field_t coord_config_fields[] = {
 	{ "offline_after", CONFIG_DURATION, OPT(offline_after_ms), 0,
 	    24ULL * 3600 * 1000 },
 	{ "missed_heartbeats", CONFIG_UINT, OPT(missed_heartbeats), 1, 1000 },
-	{ "log_level", CONFIG_STRING, OPT(log_level) },
+	{ "log_level", CONFIG_STRING, OPT(log_level), 0, 0, log_level_valid,
+	    LOG_LEVEL_EXPECT },
 	{ NULL },
 };
 

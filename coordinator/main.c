@@ -116,15 +116,15 @@ apply_flags(int argc, char **argv, coord_options_t *o)
 				    "a number from 1 to 1000");
 			break;
 		case OPT_LOG_LEVEL:
+			if (!log_level_valid(optarg))
+				return cli_bad_value(PROG, "--log-level",
+				    optarg, LOG_LEVEL_EXPECT);
 			cli_set_string(&o->log_level, optarg);
 			break;
 		default:
 			break;
 		}
 	}
-	if (log_level_from_name(o->log_level) < 0)
-		return cli_bad_value(PROG, "log level", o->log_level,
-		    "error, warning, info or debug");
 	return 0;
 }
 
