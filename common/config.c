@@ -126,6 +126,10 @@ stage(yaml_document_t *doc, const config_field_t *f, yaml_node_t *val,
 			    "expected a duration like 500ms, 10s, 5m or 1h, "
 			    "got '%s'",
 			    s);
+		if (!f->max && st->num < f->min)
+			return fail(err, errlen, path, val, f->key,
+			    "'%s' is below the minimum of %llums", s,
+			    (unsigned long long)f->min);
 		if (st->num < f->min || (f->max && st->num > f->max))
 			return fail(err, errlen, path, val, f->key,
 			    "'%s' is out of range (%llums to %llums)", s,
@@ -224,6 +228,38 @@ walk(yaml_document_t *doc, const config_field_t *fields, staged_t *st,
 	return 0;
 }
 
+static int
+syntax_error(char *err, size_t errlen, const char *path,
+    const yaml_parser_t *parser)
+{
+	snprintf(err, errlen, "%s:%zu:%zu: YAML syntax error: %s", path,
+	    parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+	    parser->problem ? parser->problem : "unreadable");
+	return SHOAL_E_CONFIG;
+}
+
+/*
+ * yaml_parser_load() stops at the end of the first document, so whatever
+ * follows a "---" would go unread: its keys unchecked, even its syntax.
+ * Loading once more reads to the end of the stream and refuses the rest.
+ */
+static int
+only_document(yaml_parser_t *parser, const char *path, char *err, size_t errlen)
+{
+	yaml_document_t extra;
+	yaml_node_t *root;
+	int r = 0;
+
+	if (!yaml_parser_load(parser, &extra))
+		return syntax_error(err, errlen, path, parser);
+	root = yaml_document_get_root_node(&extra);
+	if (root)
+		r = fail(err, errlen, path, root, NULL,
+		    "a second YAML document; keep every setting in one");
+	yaml_document_delete(&extra);
+	return r;
+}
+
 int
 config_load(const char *path, const config_field_t *fields, void *target,
     char *err, size_t errlen)
@@ -245,14 +281,12 @@ config_load(const char *path, const config_field_t *fields, void *target,
 		abort();
 	yaml_parser_set_input_file(&parser, f);
 	if (!yaml_parser_load(&parser, &doc)) {
-		snprintf(err, errlen, "%s:%zu:%zu: YAML syntax error: %s", path,
-		    parser.problem_mark.line + 1,
-		    parser.problem_mark.column + 1,
-		    parser.problem ? parser.problem : "unreadable");
-		yaml_parser_delete(&parser);
-		fclose(f);
-		return SHOAL_E_CONFIG;
+		r = syntax_error(err, errlen, path, &parser);
+		goto out_parser;
 	}
+	r = only_document(&parser, path, err, errlen);
+	if (r < 0)
+		goto out_doc;
 	while (fields[n].key)
 		n++;
 	st = xcalloc(n + 1, sizeof *st);
@@ -260,7 +294,9 @@ config_load(const char *path, const config_field_t *fields, void *target,
 	if (r == 0)
 		commit(fields, st, target);
 	staged_free(st, n + 1);
+out_doc:
 	yaml_document_delete(&doc);
+out_parser:
 	yaml_parser_delete(&parser);
 	fclose(f);
 	return r;

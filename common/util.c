@@ -109,9 +109,11 @@ take_number(const char **sp, uint64_t *ret)
 	if (!isdigit((unsigned char)*s))
 		return -EINVAL;
 	while (isdigit((unsigned char)*s)) {
-		if (v > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
 			return -ERANGE;
-		v = v * 10 + (uint64_t)(*s - '0');
+		v = v * 10 + d;
 		s++;
 	}
 	*sp = s;

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The YAML config loader: a good file, and every way a file is refused
- * (unknown key, wrong type, bad value, syntax error, duplicate) with the
- * file, line and key named and the target left exactly as it was.
+ * common/config.c, the YAML config loader: a good file loads every type;
+ * every way a file is refused (unknown key, wrong type, value out of range,
+ * YAML syntax error, duplicate key, a second document) names the file, the
+ * line and the key, and leaves the target exactly as it was; an empty file
+ * sets nothing; a missing file is -ENOENT. The files are written into a
+ * mkdtemp() directory that is removed at the end.
  */
 #include "autoconf.h"
 
@@ -22,7 +25,9 @@ typedef struct target {
 	char *name;
 	char *note;
 	uint64_t interval_ms;
+	uint64_t grace_ms;
 	uint64_t count;
+	uint64_t big;
 	labels_t labels;
 } target_t;
 
@@ -31,7 +36,9 @@ static const config_field_t fields[] = {
 	{ "name", CONFIG_STRING, F(name), 0, 0, node_id_valid, "a node id" },
 	{ "note", CONFIG_STRING, F(note) },
 	{ "interval", CONFIG_DURATION, F(interval_ms), 100, 60000 },
+	{ "grace", CONFIG_DURATION, F(grace_ms), 1000, 0 }, /* no maximum */
 	{ "count", CONFIG_UINT, F(count), 1, 10 },
+	{ "big", CONFIG_UINT, F(big) }, /* any uint64_t */
 	{ "labels", CONFIG_LABELS, F(labels) },
 	{ NULL },
 };
@@ -44,10 +51,10 @@ write_file(const char *text)
 {
 	FILE *f = fopen(path, "w");
 
-	if (!f)
-		abort();
-	fputs(text, f);
-	fclose(f);
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+		perror(path);
+		exit(1);
+	}
 }
 
 static void
@@ -56,40 +63,63 @@ defaults(target_t *t)
 	memset(t, 0, sizeof *t);
 	t->name = xstrdup("default");
 	t->interval_ms = 5000;
+	t->grace_ms = 2000;
 	t->count = 3;
+	t->big = 4;
 	labels_set(&t->labels, "keep", "me");
 }
 
 static int
 unchanged(const target_t *t)
 {
-	return strcmp(t->name, "default") == 0 && t->note == NULL &&
-	    t->interval_ms == 5000 && t->count == 3 && t->labels.n == 1 &&
+	return t->name && strcmp(t->name, "default") == 0 && t->note == NULL &&
+	    t->interval_ms == 5000 && t->grace_ms == 2000 && t->count == 3 &&
+	    t->big == 4 && t->labels.n == 1 &&
 	    strcmp(labels_get(&t->labels, "keep"), "me") == 0;
 }
 
-/* Loads text; expects a refusal whose message holds every needle. */
-static void
-refused(const char *text, const char *what, const char *needle1,
-    const char *needle2)
+/* Loads text into a target holding the defaults. */
+static int
+load(const char *text, target_t *t, char *err, size_t errlen)
 {
-	char err[512] = "", name[160], where[300];
+	defaults(t);
+	write_file(text);
+	err[0] = '\0';
+	return config_load(path, fields, t, err, errlen);
+}
+
+/*
+ * Expects text to be refused with an error that names "FILE:LINE:", the key
+ * (when not NULL) as "key 'K'" and holds needle (when not NULL), and the
+ * target to be left exactly as it was.
+ */
+static void
+refused(const char *text, const char *what, int line, const char *key,
+    const char *needle)
+{
+	char err[512], name[160], want[320];
 	target_t t;
 	int r;
 
-	defaults(&t);
-	write_file(text);
-	r = config_load(path, fields, &t, err, sizeof err);
+	r = load(text, &t, err, sizeof err);
 	snprintf(name, sizeof name, "%s is refused", what);
 	is_int(r, SHOAL_E_CONFIG, name);
-	snprintf(where, sizeof where, "%s:%s", path, needle1);
-	snprintf(name, sizeof name, "%s: the error names file and line", what);
-	if (!ok(strstr(err, where) != NULL, name))
+	snprintf(want, sizeof want, "%s:%d:", path, line);
+	snprintf(name, sizeof name, "%s: the error names file and line %d",
+	    what, line);
+	if (!ok(strncmp(err, want, strlen(want)) == 0, name))
 		diag("error: %s", err);
-	if (needle2) {
-		snprintf(name, sizeof name, "%s: the error names '%s'", what,
-		    needle2);
-		if (!ok(strstr(err, needle2) != NULL, name))
+	if (key) {
+		snprintf(want, sizeof want, "key '%s'", key);
+		snprintf(name, sizeof name, "%s: the error names %s", what,
+		    want);
+		if (!ok(strstr(err, want) != NULL, name))
+			diag("error: %s", err);
+	}
+	if (needle) {
+		snprintf(name, sizeof name, "%s: the error says '%s'", what,
+		    needle);
+		if (!ok(strstr(err, needle) != NULL, name))
 			diag("error: %s", err);
 	}
 	snprintf(name, sizeof name, "%s: the target is unchanged", what);
@@ -97,88 +127,197 @@ refused(const char *text, const char *what, const char *needle1,
 	config_free(fields, &t);
 }
 
-int
-main(void)
+static void
+test_good(void)
 {
 	char err[512];
 	target_t t;
 	int r;
 
-	if (!mkdtemp(dir))
-		return 1;
-	snprintf(path, sizeof path, "%s/test.yaml", dir);
-
-	defaults(&t);
-	write_file("# a comment\n"
-	           "name: gpu-01\n"
-	           "note: \"quoted: text\"\n"
-	           "interval: 1500ms\n"
-	           "count: 7\n"
-	           "labels:\n"
-	           "  gpu: a100\n"
-	           "  rack: r3\n");
-	r = config_load(path, fields, &t, err, sizeof err);
+	r = load("# a comment\n"
+	         "name: gpu-01\n"
+	         "note: \"quoted: text\"\n"
+	         "interval: 1m\n"
+	         "grace: 1h30m\n"
+	         "count: 10\n"
+	         "big: 18446744073709551615\n"
+	         "labels:\n"
+	         "  gpu: a100\n"
+	         "  topology.io/zone: eu-1\n"
+	         "  empty: \"\"\n",
+	    &t, err, sizeof err);
 	if (!ok(r == 0, "a good file loads"))
 		diag("error: %s", err);
 	is_str(t.name, "gpu-01", "string");
 	is_str(t.note, "quoted: text", "quoted string");
-	is_int(t.interval_ms, 1500, "duration");
-	is_int(t.count, 7, "uint");
-	is_int(t.labels.n, 2, "labels replace the defaults");
-	is_str(labels_get(&t.labels, "rack"), "r3", "label value");
+	is_int(t.interval_ms, 60000, "duration at its maximum");
+	is_int(t.grace_ms, 5400000, "duration without a maximum");
+	is_int(t.count, 10, "uint at its maximum");
+	ok(t.big == UINT64_MAX, "uint without bounds takes 2^64 - 1");
+	is_int(t.labels.n, 3, "labels replace the defaults");
+	ok(labels_get(&t.labels, "keep") == NULL, "the default label is gone");
+	is_str(labels_get(&t.labels, "topology.io/zone"), "eu-1",
+	    "a label value");
+	is_str(labels_get(&t.labels, "empty"), "", "an empty label value");
 	config_free(fields, &t);
-	ok(t.name == NULL && t.labels.n == 0, "config_free frees and clears");
-
-	defaults(&t);
-	write_file("");
-	is_int(config_load(path, fields, &t, err, sizeof err), 0,
-	    "an empty file loads");
-	ok(unchanged(&t), "and sets nothing");
+	ok(t.name == NULL && t.note == NULL && t.labels.n == 0 &&
+	        t.labels.v == NULL,
+	    "config_free frees and clears strings and labels");
 	config_free(fields, &t);
+	ok(t.name == NULL, "config_free twice is harmless");
 
-	defaults(&t);
-	write_file("count: 5\n");
-	config_load(path, fields, &t, err, sizeof err);
-	ok(t.count == 5 && strcmp(t.name, "default") == 0,
+	r = load("interval: 100ms\ncount: 1\n", &t, err, sizeof err);
+	ok(r == 0 && t.interval_ms == 100 && t.count == 1,
+	    "the minimums themselves are allowed");
+	ok(strcmp(t.name, "default") == 0 && t.grace_ms == 2000 && t.big == 4 &&
+	        strcmp(labels_get(&t.labels, "keep"), "me") == 0,
 	    "keys the file does not name keep their defaults");
 	config_free(fields, &t);
 
-	refused("name: gpu-01\nheartbeet: 5s\n", "an unknown key",
-	    "2:", "key 'heartbeet': unknown setting");
-	refused("name: x\ninterval: fast\n", "a bad duration",
-	    "2:", "key 'interval'");
-	refused("interval: 10ms\n", "a duration below its minimum",
-	    "1:", "key 'interval'");
-	refused("interval: 2m\n", "a duration above its maximum",
-	    "1:", "out of range");
-	refused("\n\ncount: abc\n", "a non-numeric uint", "3:", "key 'count'");
-	refused("count: 11\n", "a uint above its maximum", "1:", "key 'count'");
-	refused("count: 0\n", "a uint below its minimum", "1:", "key 'count'");
-	refused("labels: [a, b]\n", "labels given as a list",
-	    "1:", "key 'labels'");
-	refused("labels:\n  bad key: v\n", "a bad label name",
-	    "2:", "key 'labels'");
-	refused("name: {a: b}\n", "a mapping for a string", "1:", "key 'name'");
-	refused("name: -bad\n", "a string failing its check",
-	    "1:", "expected a node id");
-	refused("name:\n", "a key without a value", "1:", "has no value");
-	refused("count: 1\ncount: 2\n", "a duplicate key", "2:", "given twice");
-	refused("- a\n- b\n", "a list at the top", "1:", "mapping");
-	refused("name: [unclosed\n", "a YAML syntax error",
-	    "2:", "YAML syntax error");
-	/* A good key after a bad one must not have been applied. */
+	is_int(load("", &t, err, sizeof err), 0, "an empty file loads");
+	ok(unchanged(&t), "and sets nothing");
+	config_free(fields, &t);
+	is_int(load("# nothing here\n\n", &t, err, sizeof err), 0,
+	    "a file of comments loads");
+	ok(unchanged(&t), "and sets nothing");
+	config_free(fields, &t);
+	is_int(load("name: gpu-01\n...\n", &t, err, sizeof err), 0,
+	    "a document end marker is fine");
+	is_str(t.name, "gpu-01", "and the document is read");
+	config_free(fields, &t);
+	is_int(load("labels: {}\n", &t, err, sizeof err), 0,
+	    "an empty label mapping loads");
+	is_int(t.labels.n, 0, "and empties the labels");
+	config_free(fields, &t);
+}
+
+static void
+test_refused(void)
+{
+	char text[12000];
+	int n;
+
+	refused("name: gpu-01\nheartbeet: 5s\n", "an unknown key", 2,
+	    "heartbeet", "unknown setting");
+	refused("name: x\ninterval: fast\n", "a duration 'fast'", 2, "interval",
+	    "'fast'");
+	refused("interval: 61\n", "a bare duration above its maximum", 1,
+	    "interval", "out of range");
+	refused("interval: 99ms\n", "a duration below its minimum", 1,
+	    "interval", "out of range");
+	refused("interval: 60001ms\n", "a duration above its maximum", 1,
+	    "interval", "out of range");
+	refused("grace: 999ms\n", "a duration below a minimum with no maximum",
+	    1, "grace", "below the minimum of 1000ms");
+	refused("interval: -5s\n", "a negative duration", 1, "interval", NULL);
+	refused("\n\ncount: abc\n", "a uint 'abc'", 3, "count", "'abc'");
+	refused("count: 11\n", "a uint above its maximum", 1, "count",
+	    "from 1 to 10");
+	refused("count: 0\n", "a uint below its minimum", 1, "count", NULL);
+	refused("count: -1\n", "a negative uint", 1, "count", NULL);
+	refused("count: 2.5\n", "a fractional uint", 1, "count", NULL);
+	refused("big: 18446744073709551616\n", "a uint above 2^64 - 1", 1,
+	    "big", NULL);
+	refused("labels: [a, b]\n", "labels given as a list", 1, "labels",
+	    "mapping");
+	refused("labels: gpu=a100\n", "labels given as a string", 1, "labels",
+	    "mapping");
+	refused("labels:\n  gpu: [a, b]\n", "a label value that is a list", 2,
+	    "labels", NULL);
+	refused("labels:\n  ok: v\n  bad key: v\n", "a bad label name", 3,
+	    "labels", "bad key");
+	refused("labels:\n  k: a/b\n", "a bad label value", 2, "labels", NULL);
+	refused("labels:\n  k: a\n  k: b\n", "a label given twice", 3, "labels",
+	    "given twice");
+	refused("name: {a: b}\n", "a mapping where a string goes", 1, "name",
+	    "mapping");
+	refused("count:\n  - 1\n", "a list where a uint goes", 2, "count",
+	    "list");
+	refused("interval: {s: 5}\n", "a mapping where a duration goes", 1,
+	    "interval", "mapping");
+	refused("name: -bad\n", "a string failing its check", 1, "name",
+	    "expected a node id");
+	refused("name: \"\"\n", "an empty string failing its check", 1, "name",
+	    "expected a node id");
+	refused("name:\n", "a key without a value", 1, "name", "has no value");
+	refused("count: 1\ncount: 2\n", "a duplicate key", 2, "count",
+	    "given twice");
+	refused("- a\n- b\n", "a list at the top", 1, NULL, "mapping");
+	refused("just text\n", "a scalar at the top", 1, NULL, "mapping");
+	refused("[a]: 1\n", "a key that is not a string", 1, NULL, NULL);
+	refused("name: [unclosed\n", "a YAML syntax error", 2, NULL,
+	    "YAML syntax error");
+	refused("name: a\n\tcount: 2\n", "a tab in indentation", 2, NULL,
+	    "YAML syntax error");
+	refused("name: gpu-01\n---\nbogus: 1\n", "a second YAML document", 3,
+	    NULL, "second YAML document");
+	refused("name: gpu-01\n---\nbogus: [\n", "a syntax error after '---'",
+	    4, NULL, "YAML syntax error");
+	/* A good key before a bad one must not have been applied. */
 	refused("count: 9\nname: gpu-02\nbogus: 1\n",
-	    "a file bad only at its end", "3:", "bogus");
+	    "a file bad only at its end", 3, "bogus", NULL);
+
+	n = snprintf(text, sizeof text, "note: ");
+	memset(text + n, 'x', 10000);
+	strcpy(text + n + 10000, "\n");
+	refused(text, "a 10000-character string", 1, "note", "longer than");
+
+	n = snprintf(text, sizeof text, "labels:\n");
+	for (int i = 0; i <= LABELS_MAX; i++)
+		n += snprintf(text + n, sizeof text - (size_t)n, "  k%d: v\n",
+		    i);
+	refused(text, "more than LABELS_MAX labels", LABELS_MAX + 2, "labels",
+	    "more than 64 labels");
+}
+
+static void
+test_files(void)
+{
+	char err[512], missing[300], small[16 + 8];
+	target_t t;
+	int r;
 
 	defaults(&t);
-	snprintf(path, sizeof path, "%s/missing.yaml", dir);
-	r = config_load(path, fields, &t, err, sizeof err);
+	snprintf(missing, sizeof missing, "%s/missing.yaml", dir);
+	r = config_load(missing, fields, &t, err, sizeof err);
 	is_int(r, -ENOENT, "a missing file is -ENOENT");
-	ok(strstr(err, "missing.yaml") != NULL, "and the error names it");
+	ok(strstr(err, missing) != NULL, "and the error names its path");
+	ok(unchanged(&t), "and the target is unchanged");
+
+	r = config_load(dir, fields, &t, err, sizeof err);
+	ok(r < 0, "a directory is refused");
+	ok(strstr(err, dir) != NULL, "and the error names it");
+	ok(unchanged(&t), "and the target is unchanged");
 	config_free(fields, &t);
 
-	snprintf(path, sizeof path, "rm -rf %s", dir);
-	if (system(path) != 0)
+	/* The error is cut to errlen, not written past it. */
+	memset(small, '#', sizeof small);
+	defaults(&t);
+	write_file("bogus: 1\n");
+	r = config_load(path, fields, &t, small, 16);
+	is_int(r, SHOAL_E_CONFIG, "a refusal with a 16-byte error buffer");
+	ok(strlen(small) == 15 && strncmp(small, path, 15) == 0,
+	    "the error is cut to fit");
+	ok(memcmp(small + 16, "########", 8) == 0,
+	    "nothing is written past errlen");
+	config_free(fields, &t);
+}
+
+int
+main(void)
+{
+	char cmd[300];
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(path, sizeof path, "%s/test.yaml", dir);
+	test_good();
+	test_refused();
+	test_files();
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
 		diag("could not remove %s", dir);
 	return done_testing();
 }
