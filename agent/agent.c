@@ -32,6 +32,9 @@
 
 #define MISSED_REPLIES 3
 #define EVENT_WINDOW 32
+/* While saying Hello, a Hello libzmq refused (no connection yet: the
+ * DEALER sets ZMQ_IMMEDIATE) is tried again this often. */
+#define HELLO_RETRY_MS 100
 #define STORE_MAP_BYTES (256ULL << 20)
 #define AGENT_SCHEMA 1
 
@@ -122,6 +125,8 @@ struct agent {
 	session_state_t state;
 	unsigned attempt; /* reconnects since the last Welcome */
 	int reconnect_timer;
+	int hello_timer;
+	int hello_sent; /* libzmq took the Hello of this attempt */
 	uint64_t last_rx_mono; /* last message from the coordinator */
 
 	uint64_t generation;      /* applied and acknowledged */
@@ -129,16 +134,18 @@ struct agent {
 
 	uint64_t acked_seq; /* outbox: acknowledged by the coordinator */
 	uint64_t sent_seq;  /* sent on this connection */
+	uint64_t peer_seq;  /* the last event the coordinator said it holds */
 	uint64_t acked_at_last_tick;
 };
 
-static void
+/* Returns 0 when libzmq took the frame, -1 when it was dropped. */
+static int
 send_env(agent_t *a, Shoal__Envelope *env)
 {
 	zframe_t *f;
 
 	if (!a->dealer)
-		return;
+		return -1;
 	env->version = SHOAL_PROTOCOL_VERSION;
 	env->node_id = a->opts->node_id;
 	env->seq = ++a->seq;
@@ -149,7 +156,9 @@ send_env(agent_t *a, Shoal__Envelope *env)
 		log_debug("%s not sent: %s", wire_body_name(env),
 		    zmq_strerror(zmq_errno()));
 		zframe_destroy(&f);
+		return -1;
 	}
+	return 0;
 }
 
 static void record(agent_t *a, const char *kind, const char *fmt, ...)
@@ -173,16 +182,28 @@ record(agent_t *a, const char *kind, const char *fmt, ...)
 
 /* -- outbox ------------------------------------------------------------ */
 
-static void
+static int
 send_event(const Shoal__Event *ev, void *arg)
 {
 	agent_t *a = arg;
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Event out = *ev;
 
+	/* The chain the coordinator checks: it stores this event only if it
+	 * holds prev_seq, so a frame lost on the way is sent again rather
+	 * than skipped. */
+	out.prev_seq = a->sent_seq;
+	if (a->sent_seq == a->acked_seq && a->peer_seq < a->acked_seq)
+		/* The coordinator lost events it once acknowledged (it was
+		 * restored from a backup); they are gone from the outbox too,
+		 * so go on from what it holds. */
+		out.prev_seq = a->peer_seq;
 	env.body_case = SHOAL__ENVELOPE__BODY_EVENT;
-	env.event = (Shoal__Event *)ev;
-	send_env(a, &env);
+	env.event = &out;
+	if (send_env(a, &env) < 0)
+		return 1; /* stop: the next tick tries again */
 	a->sent_seq = ev->seq;
+	return 0;
 }
 
 static void
@@ -209,6 +230,7 @@ events_acked(agent_t *a, uint64_t seq)
 {
 	int r;
 
+	a->peer_seq = seq;
 	if (seq <= a->acked_seq)
 		return;
 	if (seq > outbox_last_seq(a->outbox)) {
@@ -314,7 +336,7 @@ on_reconnect_timer(zloop_t *loop, int timer_id, void *arg)
 	return 0;
 }
 
-static void
+static int
 send_hello(agent_t *a)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
@@ -322,6 +344,7 @@ send_hello(agent_t *a)
 	Shoal__Facts facts = SHOAL__FACTS__INIT;
 	Shoal__Label *labels = xcalloc(a->opts->labels.n + 1, sizeof *labels);
 	Shoal__Label **lp = xcalloc(a->opts->labels.n + 1, sizeof *lp);
+	int r;
 
 	for (size_t i = 0; i < a->opts->labels.n; i++) {
 		shoal__label__init(&labels[i]);
@@ -340,9 +363,35 @@ send_hello(agent_t *a)
 	hello.started_ms = a->started_ms;
 	env.body_case = SHOAL__ENVELOPE__BODY_HELLO;
 	env.hello = &hello;
-	send_env(a, &env);
+	r = send_env(a, &env);
 	free(lp);
 	free(labels);
+	return r;
+}
+
+static int
+on_hello_timer(zloop_t *loop, int timer_id, void *arg)
+{
+	agent_t *a = arg;
+
+	if (a->state != S_HELLO) {
+		zloop_timer_end(loop, timer_id);
+		a->hello_timer = -1;
+	} else if (!a->hello_sent) {
+		a->hello_sent = send_hello(a) == 0;
+	}
+	return 0;
+}
+
+/* Says Hello now and, until libzmq takes it, every HELLO_RETRY_MS: the
+ * connection comes up in the background, usually a moment later. */
+static void
+start_hello(agent_t *a)
+{
+	a->hello_sent = send_hello(a) == 0;
+	if (a->hello_timer < 0)
+		a->hello_timer = zloop_timer(a->loop, HELLO_RETRY_MS, 0,
+		    on_hello_timer, a);
 }
 
 static void
@@ -370,13 +419,13 @@ act_connect(agent_t *a)
 	zloop_reader(a->loop, a->dealer, on_dealer_readable, a);
 	a->last_rx_mono = mono_ms();
 	a->sent_seq = a->acked_seq;
-	send_hello(a);
+	start_hello(a);
 }
 
 static void
 act_hello_again(agent_t *a)
 {
-	send_hello(a);
+	start_hello(a);
 }
 
 static void
@@ -529,6 +578,13 @@ on_message(agent_t *a, const Shoal__Envelope *in)
 		break;
 	case SHOAL__ENVELOPE__BODY_EVENT_ACK:
 		events_acked(a, in->event_ack->seq);
+		if (in->event_ack->resend && a->sent_seq > a->acked_seq) {
+			/* Something after the acknowledged event never
+			 * arrived: send again from there. */
+			log_debug("coordinator asks for events after %llu again",
+			    (unsigned long long)a->acked_seq);
+			a->sent_seq = a->acked_seq;
+		}
 		flush_events(a);
 		break;
 	case SHOAL__ENVELOPE__BODY_ERROR:
@@ -656,6 +712,7 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 
 	a->opts = opts;
 	a->reconnect_timer = -1;
+	a->hello_timer = -1;
 	a->started_ms = now_ms();
 	a->doorbell_ep = opts->doorbell
 	    ? xstrdup(opts->doorbell)

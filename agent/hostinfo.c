@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,7 +161,8 @@ hostinfo_sample(hostinfo_t *h, Shoal__HostFigures *figures)
 
 	snprintf(path, sizeof path, "%s/loadavg", h->proc);
 	if (read_small(path, buf, sizeof buf) < 0 ||
-	    sscanf(buf, "%lf", &figures->load1) != 1)
+	    sscanf(buf, "%lf", &figures->load1) != 1 ||
+	    !isfinite(figures->load1) || figures->load1 < 0)
 		figures->load1 = 0;
 	figures->memory_available_bytes = meminfo_kib(h->proc, "MemAvailable");
 	figures->cpu_percent = 0;
@@ -169,6 +171,9 @@ hostinfo_sample(hostinfo_t *h, Shoal__HostFigures *figures)
 	if (h->have_cpu && total > h->cpu_total && busy >= h->cpu_busy)
 		figures->cpu_percent = 100.0 * (double)(busy - h->cpu_busy) /
 		    (double)(total - h->cpu_total);
+	/* iowait may run backwards (proc(5)): never report above 100. */
+	if (figures->cpu_percent > 100)
+		figures->cpu_percent = 100;
 	h->cpu_busy = busy;
 	h->cpu_total = total;
 	h->have_cpu = 1;

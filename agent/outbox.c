@@ -198,11 +198,14 @@ visit_pending(const void *key, size_t klen, const void *val, size_t vlen,
 {
 	pending_ctx_t *p = arg;
 	Shoal__Event *ev = shoal__event__unpack(NULL, vlen, val);
+	int r;
 
 	if (!ev)
 		return SHOAL_E_STORE_CORRUPT;
-	p->fn(ev, p->arg);
+	r = p->fn(ev, p->arg);
 	shoal__event__free_unpacked(ev, NULL);
+	if (r != 0)
+		return 1;
 	return ++p->n >= p->max ? 1 : 0;
 }
 

@@ -33,10 +33,10 @@ int outbox_push(outbox_t *ob, const char *kind, const char *service,
 int outbox_ack(outbox_t *ob, uint64_t seq);
 
 /*
- * Calls fn for up to max pending events with seq > after, oldest first.
- * The event is borrowed for the call.
+ * Calls fn for up to max pending events with seq > after, oldest first,
+ * until fn returns non-zero. The event is borrowed for the call.
  */
-typedef void (*outbox_send_fn)(const Shoal__Event *ev, void *arg);
+typedef int (*outbox_send_fn)(const Shoal__Event *ev, void *arg);
 int outbox_pending(outbox_t *ob, uint64_t after, unsigned max,
     outbox_send_fn fn, void *arg);
 

@@ -25,6 +25,7 @@ static const char *const shoal_errors[] = {
 	[-(SHOAL_E_UNEXPECTED - SHOAL_E_BASE)] = "unexpected reply",
 	[-(SHOAL_E_STORE_LOCKED - SHOAL_E_BASE)] =
 	    "state directory in use by another process",
+	[-(SHOAL_E_LIMIT - SHOAL_E_BASE)] = "limit reached",
 };
 
 const char *

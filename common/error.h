@@ -22,7 +22,8 @@ enum {
 	SHOAL_E_TIMEOUT = -1010,       /* the peer did not answer in time */
 	SHOAL_E_UNEXPECTED = -1011,    /* a reply of the wrong kind */
 	SHOAL_E_STORE_LOCKED = -1012,  /* another process holds the store */
-	SHOAL_E_LAST = -1012,
+	SHOAL_E_LIMIT = -1013,         /* a configured or built-in limit reached */
+	SHOAL_E_LAST = -1013,
 };
 
 /* A static description of a negative code (or -errno). Never NULL. */

@@ -5,6 +5,7 @@
  */
 #include "autoconf.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -46,11 +47,78 @@ wire_frame(const Shoal__Envelope *env)
 		}                               \
 	} while (0)
 
+/*
+ * Well-formed UTF-8 (no overlong forms, surrogates or code points above
+ * U+10FFFF) without control characters, except newline and tab where
+ * free text allows them: peer strings end up in logs and terminals.
+ */
+static int
+text_ok(const char *s, size_t max, int free_text)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len;
+
+	if (!s || (len = strnlen(s, max + 1)) > max)
+		return 0;
+	for (size_t i = 0; i < len;) {
+		unsigned c = p[i], need, cp;
+
+		if (c < 0x80) {
+			if ((c < 0x20 || c == 0x7f) &&
+			    !(free_text && (c == '\n' || c == '\t')))
+				return 0;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (len - i <= need)
+			return 0; /* cut short */
+		for (unsigned k = 1; k <= need; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		/* C1 controls (U+0080..U+009F) steer terminals too. */
+		if (cp < 0xa0)
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
 static int
 str_ok(const char *s, size_t max)
 {
-	return s && strnlen(s, max + 1) <= max;
+	return text_ok(s, max, 0);
 }
+
+static int
+msg_ok(const char *s, size_t max)
+{
+	return text_ok(s, max, 1);
+}
+
+/* A figure a peer reports: finite and not negative. */
+static int
+figure_ok(double v)
+{
+	return isfinite(v) && v >= 0;
+}
+
 
 static int
 labels_ok(Shoal__Label **v, size_t n, const char **ret_why)
@@ -86,7 +154,19 @@ event_ok(const Shoal__Event *e, const char **ret_why)
 	CHECK(e->seq > 0, "event.seq: must start at 1");
 	CHECK(str_ok(e->kind, 64) && e->kind[0], "event.kind");
 	CHECK(str_ok(e->service, WIRE_MAX_STRING), "event.service");
-	CHECK(str_ok(e->message, WIRE_MAX_MESSAGE), "event.message");
+	CHECK(msg_ok(e->message, WIRE_MAX_MESSAGE), "event.message");
+	CHECK(e->prev_seq < e->seq, "event.prev_seq: must precede seq");
+	return 0;
+}
+
+static int
+figures_ok(const Shoal__HostFigures *f, const char **ret_why)
+{
+	if (!f)
+		return 0;
+	CHECK(figure_ok(f->load1), "figures.load1");
+	CHECK(figure_ok(f->cpu_percent) && f->cpu_percent <= 100,
+	    "figures.cpu_percent");
 	return 0;
 }
 
@@ -102,6 +182,9 @@ node_ok(const Shoal__Node *n, const char **ret_why)
 	r = labels_ok(n->labels, n->n_labels, ret_why);
 	if (r < 0)
 		return r;
+	r = figures_ok(n->figures, ret_why);
+	if (r < 0)
+		return r;
 	return facts_ok(n->facts, ret_why);
 }
 
@@ -111,6 +194,11 @@ control_request_ok(const Shoal__ControlRequest *c, const char **ret_why)
 	CHECK(c, "control_request: missing");
 	switch (c->req_case) {
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_NODES:
+		CHECK(!c->list_nodes->after[0] ||
+		        node_id_valid(c->list_nodes->after),
+		    "list_nodes.after");
+		CHECK(c->list_nodes->limit <= WIRE_MAX_ITEMS,
+		    "list_nodes.limit");
 		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_GET_NODE:
 		CHECK(node_id_valid(c->get_node->id), "get_node.id");
@@ -134,7 +222,8 @@ control_reply_ok(const Shoal__ControlReply *c, const char **ret_why)
 	int r;
 
 	CHECK(c, "control_reply: missing");
-	CHECK(str_ok(c->error, WIRE_MAX_MESSAGE), "control_reply.error");
+	CHECK(msg_ok(c->error, WIRE_MAX_MESSAGE), "control_reply.error");
+	CHECK(!c->next[0] || node_id_valid(c->next), "control_reply.next");
 	CHECK(c->n_nodes <= WIRE_MAX_ITEMS, "control_reply.nodes: too many");
 	CHECK(c->n_events <= WIRE_MAX_ITEMS, "control_reply.events: too many");
 	for (size_t i = 0; i < c->n_nodes; i++) {
@@ -173,6 +262,8 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 		    "hello.agent_version");
 		CHECK(str_ok(env->hello->store_id, WIRE_MAX_STRING),
 		    "hello.store_id");
+		CHECK(env->hello->generation < UINT64_MAX,
+		    "hello.generation");
 		CHECK(env->hello->heartbeat_ms >= 10 &&
 		        env->hello->heartbeat_ms <= 3600 * 1000,
 		    "hello.heartbeat_ms");
@@ -182,6 +273,10 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 			return r;
 		return facts_ok(env->hello->facts, ret_why);
 	case SHOAL__ENVELOPE__BODY_HEARTBEAT:
+		CHECK(node_id_valid(env->node_id), "node_id: required");
+		CHECK(env->heartbeat->generation < UINT64_MAX,
+		    "heartbeat.generation");
+		return figures_ok(env->heartbeat->figures, ret_why);
 	case SHOAL__ENVELOPE__BODY_DESIRED_STATE_REQUEST:
 	case SHOAL__ENVELOPE__BODY_ACK:
 		CHECK(node_id_valid(env->node_id), "node_id: required");
@@ -200,7 +295,7 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 	case SHOAL__ENVELOPE__BODY_DOORBELL:
 		return 0;
 	case SHOAL__ENVELOPE__BODY_ERROR:
-		CHECK(str_ok(env->error->message, WIRE_MAX_MESSAGE),
+		CHECK(msg_ok(env->error->message, WIRE_MAX_MESSAGE),
 		    "error.message");
 		return 0;
 	case SHOAL__ENVELOPE__BODY_CONTROL_REQUEST:

@@ -158,6 +158,12 @@ on_hello(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 
 	/* before is not to be read past this call: the record is replaced. */
 	r = registry_hello(c->reg, in->node_id, in->hello, &node);
+	if (r == SHOAL_E_LIMIT) {
+		complain(c, "agent", r, "registry full: new node refused");
+		reply_error(c, c->router, route, r,
+		    "the coordinator holds the most nodes it accepts");
+		return;
+	}
 	if (r < 0) {
 		log_node(LOG_ERR, in->node_id, "cannot record node: %s",
 		    shoal_strerror(r));
@@ -265,9 +271,17 @@ on_event(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 		reply_error(c, c->router, route, r, shoal_strerror(r));
 		return;
 	}
-	log_node(LOG_DEBUG, in->node_id, "event %llu %s: %s",
-	    (unsigned long long)in->event->seq, in->event->kind,
-	    in->event->message);
+	if (r == REGISTRY_EVENT_GAP) {
+		log_node(LOG_DEBUG, in->node_id,
+		    "event %llu refused: %llu is the last one stored",
+		    (unsigned long long)in->event->seq,
+		    (unsigned long long)ack.seq);
+		ack.resend = 1;
+	} else {
+		log_node(LOG_DEBUG, in->node_id, "event %llu %s: %s",
+		    (unsigned long long)in->event->seq, in->event->kind,
+		    in->event->message);
+	}
 	env.body_case = SHOAL__ENVELOPE__BODY_EVENT_ACK;
 	env.event_ack = &ack;
 	env.node_id = in->node_id;
@@ -338,6 +352,63 @@ out:
 	return 0;
 }
 
+/*
+ * Control replies are kept under this many bytes of nodes or events, well
+ * inside WIRE_MAX_FRAME with the envelope around them.
+ */
+#define REPLY_BUDGET (WIRE_MAX_FRAME - 64 * 1024)
+
+/* The overhead protobuf adds around each repeated item, at most. */
+#define ITEM_OVERHEAD 6
+
+/* One page of nodes in id order, as many as the request and the reply size
+ * allow; rep->next names the last one when more remain. */
+static void
+list_nodes(coordinator_t *c, const Shoal__ListNodes *ln,
+    Shoal__ControlReply *rep)
+{
+	size_t first = ln->after[0] ? registry_index_after(c->reg, ln->after) : 0;
+	size_t total = registry_count(c->reg), n = 0, bytes = 0;
+	size_t limit = ln->limit ? ln->limit : WIRE_MAX_ITEMS;
+	const Shoal__Node **nodes;
+
+	nodes = xcalloc(total - first + 1, sizeof *nodes);
+	for (size_t i = first; i < total && n < limit; i++) {
+		const Shoal__Node *node = registry_at(c->reg, i);
+		size_t sz = shoal__node__get_packed_size(node) + ITEM_OVERHEAD;
+
+		if (n > 0 && bytes + sz > REPLY_BUDGET)
+			break;
+		bytes += sz;
+		nodes[n++] = node;
+	}
+	rep->nodes = (Shoal__Node **)nodes;
+	rep->n_nodes = n;
+	if (first + n < total && n > 0)
+		rep->next = xstrdup(nodes[n - 1]->id);
+}
+
+/* Keeps the newest of events (oldest first) that fit in one reply. */
+static void
+fit_events(Shoal__StoredEvent **events, size_t n, Shoal__ControlReply *rep)
+{
+	size_t bytes = 0, keep = 0;
+
+	while (keep < n) {
+		size_t sz = shoal__stored_event__get_packed_size(
+		                events[n - 1 - keep]) +
+		    ITEM_OVERHEAD;
+
+		if (bytes + sz > REPLY_BUDGET)
+			break;
+		bytes += sz;
+		keep++;
+	}
+	rep->events = events + (n - keep);
+	rep->n_events = keep;
+	rep->truncated = keep < n;
+}
+
 static void
 control_request(coordinator_t *c, const Shoal__ControlRequest *req,
     Shoal__ControlReply *rep, Shoal__StoredEvent ***events, size_t *nevents)
@@ -348,12 +419,7 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 
 	switch (req->req_case) {
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_NODES:
-		n = registry_count(c->reg);
-		nodes = xcalloc(n, sizeof *nodes);
-		for (size_t i = 0; i < n; i++)
-			nodes[i] = registry_at(c->reg, i);
-		rep->nodes = (Shoal__Node **)nodes;
-		rep->n_nodes = n;
+		list_nodes(c, req->list_nodes, rep);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_GET_NODE:
 		nodes = xcalloc(1, sizeof *nodes);
@@ -379,8 +445,7 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 			    shoal_strerror(r));
 			break;
 		}
-		rep->events = *events;
-		rep->n_events = *nevents;
+		fit_events(*events, *nevents, rep);
 		break;
 	default:
 		rep->code = SHOAL_E_INVALID;
@@ -435,6 +500,8 @@ on_control_readable(zloop_t *loop, zsock_t *sock, void *arg)
 		reply(c, sock, msg, &env);
 	}
 	free(rep.nodes);
+	if (rep.next[0])
+		free(rep.next); /* list_nodes() allocates it when set */
 	free(error);
 	registry_events_free(events, nevents);
 out:

@@ -206,9 +206,11 @@ registry_hello(registry_t *reg, const char *node_id, const Shoal__Hello *hello,
 	entry_t *e = find(reg, node_id);
 	int r;
 
-	if (e)
+	if (e) {
 		next = *e->rec;
-	else {
+	} else if (reg->n >= REGISTRY_MAX_NODES) {
+		return SHOAL_E_LIMIT;
+	} else {
 		next.id = (char *)node_id;
 		next.first_seen_ms = now;
 		/* Generation 1 is the empty desired state every node starts
@@ -223,7 +225,7 @@ registry_hello(registry_t *reg, const char *node_id, const Shoal__Hello *hello,
 	next.heartbeat_ms = hello->heartbeat_ms;
 	next.last_seen_ms = now;
 	next.acked_generation = hello->generation;
-	if (hello->generation >= next.generation) {
+	if (hello->generation > next.generation) {
 		/* The agent has applied a generation this registry never
 		 * issued (the coordinator was restored from a backup): move
 		 * past it so the agent fetches and reconciles to our state. */
@@ -279,6 +281,11 @@ registry_heartbeat(registry_t *reg, const char *node_id,
 	next.acked_generation = hb->generation;
 	/* Coming back online is a state change: write it now. */
 	defer = e->rec->state == SHOAL__NODE__STATE__ONLINE;
+	if (hb->generation > next.generation) {
+		/* As in registry_hello(): never leave an agent ahead. */
+		next.generation = hb->generation + 1;
+		defer = 0;
+	}
 	set_state(&next, e->rec, SHOAL__NODE__STATE__ONLINE, now);
 	r = entry_update(reg, e, &next, defer);
 	if (r < 0)
@@ -329,10 +336,11 @@ registry_event(registry_t *reg, const char *node_id, const Shoal__Event *ev,
 
 	if (!e)
 		return SHOAL_E_NOT_FOUND;
-	if (ev->seq <= e->rec->event_seq) {
-		*ret_ack_seq = e->rec->event_seq; /* a resend: ack again */
-		return 0;
-	}
+	*ret_ack_seq = e->rec->event_seq;
+	if (ev->seq <= e->rec->event_seq)
+		return 0; /* a resend: ack again */
+	if (ev->prev_seq > e->rec->event_seq)
+		return REGISTRY_EVENT_GAP; /* one before it was lost */
 	se.node = (char *)node_id;
 	se.event = (Shoal__Event *)ev;
 	se.received_ms = now_ms();
@@ -448,6 +456,15 @@ size_t
 registry_count(registry_t *reg)
 {
 	return reg->n;
+}
+
+size_t
+registry_index_after(registry_t *reg, const char *id)
+{
+	int found;
+	size_t i = find_index(reg, id, &found);
+
+	return found ? i + 1 : i;
 }
 
 const Shoal__Node *

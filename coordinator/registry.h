@@ -21,6 +21,9 @@ typedef struct registry registry_t;
 extern const char *const registry_dbs[];
 extern const unsigned registry_ndbs;
 #define REGISTRY_SCHEMA 1
+/* Hello from a new node beyond this many is refused with SHOAL_E_LIMIT: a
+ * peer inventing node ids must not grow the registry without bound. */
+#define REGISTRY_MAX_NODES 10000
 
 /* Loads every node from store (borrowed; must outlive the registry). */
 int registry_open(store_t *store, registry_t **ret_reg);
@@ -47,10 +50,14 @@ const Shoal__Node *registry_touch(registry_t *reg, const char *node_id);
 int registry_ack(registry_t *reg, const char *node_id, uint64_t generation);
 
 /*
- * An event from node_id. Stores it unless it was already stored (its seq is
- * at or below the node's event_seq). *ret_ack_seq is what to acknowledge:
- * the highest sequence stored from this node.
+ * An event from node_id. Stores it when it follows the last one stored from
+ * this node (ev->prev_seq at or below the node's event_seq) and returns 0;
+ * returns 0 without storing when it was stored already (seq at or below
+ * event_seq); returns REGISTRY_EVENT_GAP without storing when events before
+ * it never arrived, and the agent must send again from *ret_ack_seq + 1.
+ * *ret_ack_seq is what to acknowledge: the highest sequence stored.
  */
+#define REGISTRY_EVENT_GAP 1
 int registry_event(registry_t *reg, const char *node_id, const Shoal__Event *ev,
     uint64_t *ret_ack_seq);
 
@@ -71,6 +78,8 @@ const Shoal__Node *registry_find(registry_t *reg, const char *node_id);
 /* Nodes in id order; borrowed as above. */
 size_t registry_count(registry_t *reg);
 const Shoal__Node *registry_at(registry_t *reg, size_t i);
+/* The index of the first node whose id sorts after id (for paging). */
+size_t registry_index_after(registry_t *reg, const char *id);
 
 /*
  * The newest limit events (of node_id, or of every node when NULL), oldest

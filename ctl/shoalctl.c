@@ -292,6 +292,17 @@ labels_text(const Shoal__Node *n)
 	return s;
 }
 
+static void
+print_node_row(const Shoal__Node *n)
+{
+	char seen[32], *labels = labels_text(n);
+
+	ago(n->last_seen_ms, seen, sizeof seen);
+	printf("%-24s %-8s %-32s %-10s %s\n", n->id, state_name(n->state),
+	    labels, seen, n->agent_version[0] ? n->agent_version : "-");
+	free(labels);
+}
+
 /* -- commands ---------------------------------------------------------- */
 
 static int
@@ -309,7 +320,8 @@ parse_command_flags(int argc, char **argv, ctl_t *c, const char *help,
 		opts[n++] = *extra;
 	optind = 1;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	/* Options may follow operands: "node show ID --json". */
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j':
 			c->json = 1;
@@ -342,6 +354,8 @@ cmd_nodes(ctl_t *c, int argc, char **argv)
 	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
 	Shoal__ListNodes ln = SHOAL__LIST_NODES__INIT;
 	Shoal__Envelope *rep;
+	json_t *all = NULL;
+	char *after = NULL;
 	int i, r;
 
 	i = parse_command_flags(argc, argv, c, help, NULL, NULL, NULL);
@@ -351,32 +365,37 @@ cmd_nodes(ctl_t *c, int argc, char **argv)
 		return usage_error("nodes: unexpected argument '%s'", argv[i]);
 	req.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_NODES;
 	req.list_nodes = &ln;
-	r = call(c, &req, &rep);
-	if (r)
-		return r;
-	const Shoal__ControlReply *cr = rep->control_reply;
-
-	if (c->json) {
-		json_t *a = json_array();
-
-		for (size_t k = 0; k < cr->n_nodes; k++)
-			json_array_append_new(a, node_json(cr->nodes[k]));
-		r = print_json(a);
-	} else {
+	if (c->json)
+		all = json_array();
+	else
 		printf("%-24s %-8s %-32s %-10s %s\n", "ID", "STATE", "LABELS",
 		    "LAST SEEN", "VERSION");
-		for (size_t k = 0; k < cr->n_nodes; k++) {
-			const Shoal__Node *n = cr->nodes[k];
-			char seen[32], *labels = labels_text(n);
+	/* A page per reply; a large fleet takes several. */
+	for (;;) {
+		const Shoal__ControlReply *cr;
 
-			ago(n->last_seen_ms, seen, sizeof seen);
-			printf("%-24s %-8s %-32s %-10s %s\n", n->id,
-			    state_name(n->state), labels, seen,
-			    n->agent_version[0] ? n->agent_version : "-");
-			free(labels);
+		r = call(c, &req, &rep);
+		if (r)
+			break;
+		cr = rep->control_reply;
+		for (size_t k = 0; k < cr->n_nodes; k++) {
+			if (all)
+				json_array_append_new(all,
+				    node_json(cr->nodes[k]));
+			else
+				print_node_row(cr->nodes[k]);
 		}
+		free(after);
+		after = cr->next[0] && cr->n_nodes ? xstrdup(cr->next) : NULL;
+		shoal__envelope__free_unpacked(rep, NULL);
+		if (!after)
+			break;
+		ln.after = after;
 	}
-	shoal__envelope__free_unpacked(rep, NULL);
+	free(after);
+	if (all && r == 0)
+		return print_json(all);
+	json_decref(all);
 	return r;
 }
 
@@ -509,6 +528,10 @@ cmd_events(ctl_t *c, int argc, char **argv)
 		return r;
 	const Shoal__ControlReply *cr = rep->control_reply;
 
+	if (cr->truncated)
+		fprintf(stderr, "shoalctl: only the newest %zu events fit in "
+		                "one reply; ask for fewer with --limit\n",
+		    cr->n_events);
 	if (c->json) {
 		json_t *a = json_array();
 

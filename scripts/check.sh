@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-./scripts/build.sh
+./scripts/build.sh --enable-werror
 
 status=0
 show_failures() { # show_failures DIR
@@ -30,7 +30,7 @@ rm -rf _asan
 make -s distdir distdir=_asan >/dev/null
 (
 	cd _asan
-	./configure -q --enable-sanitizers
+	./configure -q --enable-sanitizers --enable-werror
 	make -s -j"$(nproc)" >/dev/null
 	make -s check
 ) || { status=1; show_failures _asan; }

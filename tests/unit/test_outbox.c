@@ -24,7 +24,7 @@ typedef struct seen {
 	unsigned n;
 } seen_t;
 
-static void
+static int
 collect(const Shoal__Event *ev, void *arg)
 {
 	seen_t *s = arg;
@@ -34,6 +34,17 @@ collect(const Shoal__Event *ev, void *arg)
 		snprintf(s->kind[s->n], sizeof s->kind[0], "%s", ev->kind);
 		s->n++;
 	}
+	return 0;
+}
+
+/* Takes one event and refuses the rest, as a send that fails would. */
+static int
+collect_one(const Shoal__Event *ev, void *arg)
+{
+	seen_t *s = arg;
+
+	collect(ev, arg);
+	return s->n >= 1;
 }
 
 static outbox_t *
@@ -78,6 +89,10 @@ main(void)
 	s.n = 0;
 	outbox_pending(ob, 1, 1, collect, &s);
 	ok(s.n == 1 && s.seq[0] == 2, "a window starts after a sequence");
+	s.n = 0;
+	is_int(outbox_pending(ob, 0, 10, collect_one, &s), 0,
+	    "a callback may stop the walk");
+	ok(s.n == 1 && s.seq[0] == 1, "and no event after it is offered");
 
 	is_int(outbox_ack(ob, 2), 0, "ack up to 2");
 	is_int(outbox_depth(ob), 1, "acknowledged events leave");
