@@ -35,6 +35,7 @@ struct registry {
 	store_t *store;
 	entry_t *v;
 	size_t n;
+	size_t max_nodes;
 };
 
 /* Binary search; returns the index where id is or would be. */
@@ -155,6 +156,7 @@ registry_open(store_t *store, registry_t **ret_reg)
 	store_txn_t *txn;
 	int r;
 
+	reg->max_nodes = REGISTRY_MAX_NODES;
 	reg->store = store;
 	r = store_begin(store, false, &txn);
 	if (r < 0)
@@ -208,7 +210,7 @@ registry_hello(registry_t *reg, const char *node_id, const Shoal__Hello *hello,
 
 	if (e) {
 		next = *e->rec;
-	} else if (reg->n >= REGISTRY_MAX_NODES) {
+	} else if (reg->n >= reg->max_nodes) {
 		return SHOAL_E_LIMIT;
 	} else {
 		next.id = (char *)node_id;
@@ -456,6 +458,12 @@ size_t
 registry_count(registry_t *reg)
 {
 	return reg->n;
+}
+
+void
+registry_set_max_nodes(registry_t *reg, size_t max)
+{
+	reg->max_nodes = max;
 }
 
 size_t

@@ -28,12 +28,15 @@ extern const unsigned registry_ndbs;
 /* Loads every node from store (borrowed; must outlive the registry). */
 int registry_open(store_t *store, registry_t **ret_reg);
 void registry_close(registry_t **reg);
+/* Lowers (or raises) the REGISTRY_MAX_NODES cap; nodes held stay. */
+void registry_set_max_nodes(registry_t *reg, size_t max);
 
 /*
  * A Hello from node_id. Creates or updates the record (labels, facts,
  * version), marks it online and persists it. *ret_node is borrowed until
  * the next registry call. A new store_id (the agent lost its state dir)
- * restarts the node's event sequence.
+ * restarts the node's event sequence. SHOAL_E_LIMIT: a new node while the
+ * registry is full.
  */
 int registry_hello(registry_t *reg, const char *node_id,
     const Shoal__Hello *hello, const Shoal__Node **ret_node);

@@ -318,7 +318,9 @@ parse_command_flags(int argc, char **argv, ctl_t *c, const char *help,
 
 	for (; extra && extra->name && n < 7; extra++)
 		opts[n++] = *extra;
-	optind = 1;
+	/* 0, not 1: glibc then starts over, and forgets the "+" (stop at
+	 * the first operand) that main()'s scan asked for. */
+	optind = 0;
 	opterr = 0;
 	/* Options may follow operands: "node show ID --json". */
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -344,25 +346,47 @@ parse_command_flags(int argc, char **argv, ctl_t *c, const char *help,
 }
 
 static int
+chunk_flag(int ch, const char *v, void *arg)
+{
+	uint64_t *chunk = arg;
+
+	if (parse_uint(v, WIRE_MAX_ITEMS, chunk) < 0 || *chunk == 0)
+		return -fail("nodes: --chunk-size: expected 1 to %d, got '%s'",
+		    WIRE_MAX_ITEMS, v);
+	return 0;
+}
+
+static int
 cmd_nodes(ctl_t *c, int argc, char **argv)
 {
 	static const char help[] =
-	    "Usage: shoalctl nodes [--json]\n"
+	    "Usage: shoalctl nodes [--json] [--chunk-size N]\n"
 	    "List every node the coordinator knows: id, state, labels, last "
 	    "heartbeat,\nagent version. --json prints an array of node "
-	    "objects.\n";
+	    "objects.\n"
+	    "\n"
+	    "  --chunk-size N  ask for N nodes per request (default: as many "
+	    "as fit in\n"
+	    "                  one reply); a large fleet is fetched in "
+	    "pages either way\n";
+	static const struct option extra[] = {
+		{ "chunk-size", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 },
+	};
 	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
 	Shoal__ListNodes ln = SHOAL__LIST_NODES__INIT;
 	Shoal__Envelope *rep;
 	json_t *all = NULL;
 	char *after = NULL;
+	uint64_t chunk = 0;
 	int i, r;
 
-	i = parse_command_flags(argc, argv, c, help, NULL, NULL, NULL);
+	i = parse_command_flags(argc, argv, c, help, extra, chunk_flag, &chunk);
 	if (i < 0)
 		return i == -1 ? 0 : EXIT_USAGE;
 	if (i < argc)
 		return usage_error("nodes: unexpected argument '%s'", argv[i]);
+	ln.limit = (uint32_t)chunk;
 	req.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_NODES;
 	req.list_nodes = &ln;
 	if (c->json)
@@ -529,8 +553,9 @@ cmd_events(ctl_t *c, int argc, char **argv)
 	const Shoal__ControlReply *cr = rep->control_reply;
 
 	if (cr->truncated)
-		fprintf(stderr, "shoalctl: only the newest %zu events fit in "
-		                "one reply; ask for fewer with --limit\n",
+		fprintf(stderr,
+		    "shoalctl: only the newest %zu events fit in "
+		    "one reply; ask for fewer with --limit\n",
 		    cr->n_events);
 	if (c->json) {
 		json_t *a = json_array();

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A minimal TAP producer for the unit tests (automake's tap-driver.sh reads
- * it): ok(), is_int(), is_str() and done_testing().
+ * it): ok(), okf(), is_int(), is_str() and done_testing().
  */
 #ifndef SHOAL_TAP_H
 #define SHOAL_TAP_H
@@ -25,6 +25,13 @@ tap_ok(int cond, const char *file, int line, const char *name)
 }
 
 #define ok(cond, name) tap_ok(!!(cond), __FILE__, __LINE__, (name))
+/* ok() with a printf-style name, for table-driven tests. */
+#define okf(cond, ...)                                    \
+	({                                                \
+		char n_[256];                             \
+		snprintf(n_, sizeof n_, __VA_ARGS__);     \
+		tap_ok(!!(cond), __FILE__, __LINE__, n_); \
+	})
 #define is_int(got, want, name)                                          \
 	do {                                                             \
 		long long g_ = (long long)(got), w_ = (long long)(want); \

@@ -73,6 +73,16 @@ wait_for() {
 	done
 }
 
+# json_ok FILTER COMMAND...: the command succeeds, prints something, and
+# jq -e FILTER holds on it (a failed command never passes through a pipe).
+json_ok() {
+	local filter=$1 out
+	shift
+	out=$("$@") || return 1
+	[ -n "$out" ] || return 1
+	printf '%s\n' "$out" | jq -e "$filter" >/dev/null
+}
+
 # start NAME COMMAND...: runs a daemon in the background, logs to NAME.log.
 start() {
 	local name=$1

@@ -57,20 +57,25 @@ ok $? "three agents register and are online"
 
 nodes >"$SCRATCH/nodes.json"
 check "nodes --json is a JSON array of three" \
-	jq -e 'type == "array" and length == 3' "$SCRATCH/nodes.json"
+	json_ok 'type == "array" and length == 3' cat "$SCRATCH/nodes.json"
 check "labels come from the agents' flags" \
-	jq -e '.[] | select(.id == "node-b") | .labels == {"role": "model", "rack": "r2"}' \
-	"$SCRATCH/nodes.json"
+	json_ok '.[] | select(.id == "node-b") | .labels == {"role": "model", "rack": "r2"}' \
+	cat "$SCRATCH/nodes.json"
 check "last_seen is RFC 3339" \
-	jq -e 'all(.[]; .last_seen | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$"))' \
-	"$SCRATCH/nodes.json"
+	json_ok 'all(.[]; .last_seen | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$"))' \
+	cat "$SCRATCH/nodes.json"
 check "facts and agent version are reported" \
-	jq -e 'all(.[]; .facts.cpus > 0 and .facts.memory_bytes > 0 and (.agent_version | length) > 0)' \
-	"$SCRATCH/nodes.json"
+	json_ok 'all(.[]; .facts.cpus > 0 and .facts.memory_bytes > 0 and (.agent_version | length) > 0)' \
+	cat "$SCRATCH/nodes.json"
 
-wait_for 10 sh -c 'shoalctl node show node-a --json | jq -e ".acked_generation == .generation and .generation >= 1"'
+wait_for 10 json_ok '.acked_generation == .generation and .generation >= 1' \
+	shoalctl node show node-a --json
 ok $? "agents fetch and acknowledge their desired-state generation"
 
+check "options may follow the node id" \
+	json_ok '.id == "node-a" and .state == "online"' shoalctl node show node-a --json
+check "nodes, a page of one node at a time, lists all three in id order" \
+	json_ok 'map(.id) == ["node-a", "node-b", "node-c"]' shoalctl nodes --chunk-size 1 --json
 shoalctl node show node-a >"$SCRATCH/show.txt" 2>&1
 check "node show prints the node" grep -q "^id: *node-a" "$SCRATCH/show.txt"
 shoalctl node show no-such-node >/dev/null 2>"$SCRATCH/err.txt"
@@ -90,12 +95,13 @@ ok $? "the other agents stay online"
 
 # Hostile frames on the agent endpoint: the coordinator answers and lives.
 poke "tcp://127.0.0.1:$PORT" >"$SCRATCH/poke.out" 2>&1
-ok $? "the hostile peer ran"
-diag "$(cat "$SCRATCH/poke.out")"
+ok $? "every hostile frame is refused with the expected error, or dropped"
+sed 's/^/# /' "$SCRATCH/poke.out"
 alive coordinator && shoalctl nodes >/dev/null
 ok $? "the coordinator survives malformed, oversized and forged frames"
 check "forged nodes were not registered" \
-	sh -c '! shoalctl nodes --json | jq -e ".[] | select(.id == \"poke\" or .id == \"never-registered\")"'
+	json_ok 'length == 3 and all(.[]; .id != "poke" and .id != "never-registered")' \
+	shoalctl nodes --json
 
 # Restart the coordinator: the registry survives, the agents come back
 # without being restarted, and events queued meanwhile arrive.
@@ -119,12 +125,13 @@ start_coordinator
 ok $? "the coordinator starts again on the same state dir"
 nodes >"$SCRATCH/nodes2.json"
 check "the registry survived the restart" \
-	jq -e 'length == 3 and (map(.id) | sort) == ["node-a", "node-b", "node-c"]' \
-	"$SCRATCH/nodes2.json"
+	json_ok 'length == 3 and (map(.id) | sort) == ["node-a", "node-b", "node-c"]' \
+	cat "$SCRATCH/nodes2.json"
 check "labels survived the restart" \
-	jq -e '.[] | select(.id == "node-c") | .labels.rack == "r3"' "$SCRATCH/nodes2.json"
+	json_ok '.[] | select(.id == "node-c") | .labels.rack == "r3"' cat "$SCRATCH/nodes2.json"
 
-wait_for 30 sh -c '[ "$(shoalctl nodes --json | jq -r "[.[] | select(.state == \"online\") | .id] | sort | join(\",\")")" = "node-a,node-b" ]'
+wait_for 30 json_ok '[.[] | select(.state == "online") | .id] | sort == ["node-a", "node-b"]' \
+	shoalctl nodes --json
 ok $? "the agents reconnect on their own"
 alive node-b
 ok $? "node-b is the same process as before the restart"
@@ -137,8 +144,8 @@ wait_for 20 has_event node-a agent.started 2
 ok $? "node-a's restart, queued while the coordinator was away, is delivered"
 shoalctl events --node node-a --limit 1000 --json >"$SCRATCH/events.json"
 check "node-a's events arrive once each, in sequence order" \
-	jq -e 'map(.seq) as $s | $s == ([range(1; ($s | length) + 1)])' "$SCRATCH/events.json"
-wait_for 20 sh -c 'shoalctl node show node-a --json | jq -e ".outbox_depth == 0"'
+	json_ok 'map(.seq) as $s | ($s | length) > 0 and $s == ([range(1; ($s | length) + 1)])' cat "$SCRATCH/events.json"
+wait_for 20 json_ok '.outbox_depth == 0' shoalctl node show node-a --json
 ok $? "node-a's outbox drains once the coordinator acknowledges"
 
 # A config file with a wrong key names the file, line and key.

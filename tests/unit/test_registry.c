@@ -47,6 +47,16 @@ event(uint64_t seq, const char *kind)
 	return ev;
 }
 
+/* An event as a current agent sends it: naming the one before. */
+static Shoal__Event
+chained(uint64_t prev, uint64_t seq, const char *kind)
+{
+	Shoal__Event ev = event(seq, kind);
+
+	ev.prev_seq = prev;
+	return ev;
+}
+
 int
 main(void)
 {
@@ -94,6 +104,11 @@ main(void)
 	is_int(n->outbox_depth, 7, "heartbeat figures are recorded");
 
 	is_int(registry_ack(reg, "node-a", 1), 0, "ack generation 1");
+	hello.generation = 1;
+	registry_hello(reg, "node-a", &hello, &n);
+	ok(n->generation == 1 && n->acked_generation == 1,
+	    "a Hello at the registry's generation leaves it alone");
+	hello.generation = 0;
 	is_int(registry_ack(reg, "node-a", 5), SHOAL_E_INVALID,
 	    "acknowledging a generation never sent is refused");
 
@@ -133,9 +148,37 @@ main(void)
 	ok(nev == 1 && strcmp(evs[0]->event->kind, "k.again") == 0,
 	    "event 1 of the new store is kept, newest first by limit");
 	registry_events_free(evs, nev);
-	registry_events(reg, NULL, 100, &evs, &nev);
-	is_int(nev, 3, "all events without a node filter");
+
+	/* The chain: an event whose predecessor never arrived is refused
+	 * until the agent sends again from the gap. */
+	ev = chained(2, 3, "k.three");
+	is_int(registry_event(reg, "node-a", &ev, &ack), REGISTRY_EVENT_GAP,
+	    "an event after a gap is refused");
+	is_int(ack, 1, "the acknowledgement names the last one stored");
+	registry_events(reg, "node-a", 100, &evs, &nev);
+	is_int(nev, 3, "nothing after the gap is stored (two of store-1, one)");
 	registry_events_free(evs, nev);
+	ev = chained(1, 2, "k.two");
+	is_int(registry_event(reg, "node-a", &ev, &ack), 0, "the gap, resent");
+	ev = chained(2, 3, "k.three");
+	registry_event(reg, "node-a", &ev, &ack);
+	is_int(ack, 3, "then the rest follows");
+	/* Events the agent's own outbox dropped leave a gap it declares. */
+	ev = chained(3, 9, "outbox.overflow");
+	is_int(registry_event(reg, "node-a", &ev, &ack), 0,
+	    "a gap the agent declares is accepted");
+	is_int(ack, 9, "and acknowledged");
+
+	registry_events(reg, NULL, 100, &evs, &nev);
+	is_int(nev, 6, "all events without a node filter");
+	registry_events_free(evs, nev);
+
+	/* A heartbeat from an agent ahead of the registry moves it on. */
+	hb.generation = 9;
+	registry_heartbeat(reg, "node-a", &hb, &n);
+	ok(n->generation == 10 && n->acked_generation == 9,
+	    "a heartbeat ahead of the registry moves the generation past it");
+	hb.generation = 0;
 
 	/* Liveness: silence beyond the allowance marks offline. */
 	changes = 0;
@@ -149,17 +192,38 @@ main(void)
 	registry_heartbeat(reg, "node-a", &hb, &n);
 	ok(n->state == SHOAL__NODE__STATE__ONLINE,
 	    "a heartbeat brings it back");
+	hb.outbox_depth = 11; /* online already: kept in memory */
+	registry_heartbeat(reg, "node-a", &hb, &n);
 	is_int(registry_flush(reg), 0, "flush writes deferred figures");
+
+	/* The cap on nodes: new ids are refused, known ones still heard. */
+	registry_set_max_nodes(reg, 3);
+	is_int(registry_hello(reg, "node-c", &hello, &n), 0, "a third node");
+	is_int(registry_hello(reg, "node-d", &hello, &n), SHOAL_E_LIMIT,
+	    "a fourth is refused at a cap of three");
+	ok(registry_find(reg, "node-d") == NULL, "and not recorded");
+	is_int(registry_hello(reg, "node-c", &hello, &n), 0,
+	    "a known node is still heard at the cap");
+	is_int(registry_index_after(reg, "node-a"), 1,
+	    "paging: the index after an id");
+	is_int(registry_index_after(reg, "node-bb"), 2,
+	    "paging: the index after an id that is not there");
+	is_int(registry_index_after(reg, "node-z"), 3,
+	    "paging: past the last id");
 
 	/* Persistence. */
 	registry_close(&reg);
 	store_close(&store);
 	reg = open_registry(dir, &store);
 	ok(reg != NULL, "registry reopens");
-	is_int(registry_count(reg), 2, "nodes survive a reopen");
+	is_int(registry_count(reg), 3, "nodes survive a reopen");
 	n = registry_find(reg, "node-a");
-	ok(n && n->state == SHOAL__NODE__STATE__ONLINE && n->outbox_depth == 7,
-	    "state and figures survive a reopen");
+	ok(n && n->state == SHOAL__NODE__STATE__ONLINE,
+	    "state survives a reopen");
+	ok(n && n->outbox_depth == 11,
+	    "figures a flush wrote survive a reopen");
+	ok(n && n->generation == 10 && n->event_seq == 9,
+	    "generation and event sequence survive a reopen");
 	n = registry_find(reg, "node-b");
 	ok(n && n->state == SHOAL__NODE__STATE__OFFLINE,
 	    "offline nodes stay offline");

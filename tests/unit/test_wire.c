@@ -8,6 +8,7 @@
  */
 #include "autoconf.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -640,6 +641,161 @@ test_invalid(void)
 	}
 }
 
+/* Whether wire_unpack accepts env; frees what it decoded. */
+static int
+accepted(const Shoal__Envelope *env)
+{
+	Shoal__Envelope *out = NULL;
+	uint8_t *buf;
+	size_t n;
+	int r;
+
+	buf = pack(env, &n);
+	r = wire_unpack(buf, n, &out, NULL);
+	free(buf);
+	if (r == 0)
+		shoal__envelope__free_unpacked(out, NULL);
+	return r == 0;
+}
+
+/*
+ * Peer strings reach logs and terminals: they must be well-formed UTF-8
+ * without control characters (free text may hold newlines and tabs).
+ */
+static void
+test_text(void)
+{
+	static const struct {
+		const char *s, *name;
+		int as_name, as_text; /* accepted as a fact, as a message */
+	} cases[] = {
+		{ "gpu-01.example", "plain ASCII", 1, 1 },
+		{ "Gr\xc3\xbc\xc3\x9f"
+		  "e",
+		    "two-byte UTF-8", 1, 1 },
+		{ "\xe6\x97\xa5\xe6\x9c\xac", "three-byte UTF-8", 1, 1 },
+		{ "\xf0\x9f\x98\x80", "four-byte UTF-8", 1, 1 },
+		{ "one\ntwo\tthree", "newline and tab", 0, 1 },
+		{ "\x1b[2Jcleared", "an escape sequence", 0, 0 },
+		{ "a\rb", "a carriage return", 0, 0 },
+		{ "del\x7f", "DEL", 0, 0 },
+		{ "\xc2\x9b"
+		  "31m",
+		    "a C1 control (CSI)", 0, 0 },
+		{ "\xc0\xaf", "an overlong two-byte form", 0, 0 },
+		{ "\xe0\x80\xaf", "an overlong three-byte form", 0, 0 },
+		{ "\xf0\x80\x80\xaf", "an overlong four-byte form", 0, 0 },
+		{ "\xed\xa0\x80", "a UTF-16 surrogate", 0, 0 },
+		{ "\xf4\x90\x80\x80", "a code point above U+10FFFF", 0, 0 },
+		{ "\xf5\x80\x80\x80", "a lead byte above F4", 0, 0 },
+		{ "ab\xc3", "a sequence cut short at the end", 0, 0 },
+		{ "\xe6\x97", "a three-byte sequence cut short", 0, 0 },
+		{ "\x80x", "a lone continuation byte", 0, 0 },
+		{ "\xc3x", "a lead byte without its continuation", 0, 0 },
+	};
+	Shoal__Envelope env;
+	Shoal__Event ev = SHOAL__EVENT__INIT;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		make_hello(&env);
+		facts.hostname = (char *)cases[i].s;
+		okf(accepted(&env) == cases[i].as_name, "as a fact, %s is %s",
+		    cases[i].name, cases[i].as_name ? "accepted" : "refused");
+
+		make_hello(&env);
+		env.body_case = SHOAL__ENVELOPE__BODY_EVENT;
+		env.event = &ev;
+		ev.seq = 1;
+		ev.kind = "agent.started";
+		ev.message = (char *)cases[i].s;
+		okf(accepted(&env) == cases[i].as_text,
+		    "as a message, %s is %s", cases[i].name,
+		    cases[i].as_text ? "accepted" : "refused");
+	}
+}
+
+/* Numbers a peer controls: figures, generations, sequences, paging. */
+static void
+test_numbers(void)
+{
+	Shoal__Envelope env;
+	Shoal__Heartbeat hb = SHOAL__HEARTBEAT__INIT;
+	Shoal__HostFigures fig = SHOAL__HOST_FIGURES__INIT;
+	Shoal__Event ev = SHOAL__EVENT__INIT;
+	Shoal__ControlRequest cr = SHOAL__CONTROL_REQUEST__INIT;
+	Shoal__ListNodes ln = SHOAL__LIST_NODES__INIT;
+	Shoal__ControlReply rep = SHOAL__CONTROL_REPLY__INIT;
+	static const struct {
+		double load1, cpu;
+		int ok;
+		const char *name;
+	} figs[] = {
+		{ 0.5, 12.5, 1, "ordinary figures" },
+		{ 0, 100, 1, "a CPU at 100%" },
+		{ NAN, 1, 0, "a NaN load" },
+		{ INFINITY, 1, 0, "an infinite load" },
+		{ -1, 1, 0, "a negative load" },
+		{ 1, -0.5, 0, "a negative CPU share" },
+		{ 1, 100.5, 0, "a CPU share above 100%" },
+		{ 1, NAN, 0, "a NaN CPU share" },
+	};
+
+	make_hello(&env);
+	env.body_case = SHOAL__ENVELOPE__BODY_HEARTBEAT;
+	env.heartbeat = &hb;
+	hb.figures = &fig;
+	for (size_t i = 0; i < ARRAY_SIZE(figs); i++) {
+		fig.load1 = figs[i].load1;
+		fig.cpu_percent = figs[i].cpu;
+		okf(accepted(&env) == figs[i].ok, "a heartbeat with %s is %s",
+		    figs[i].name, figs[i].ok ? "accepted" : "refused");
+	}
+	fig.load1 = fig.cpu_percent = 0;
+	hb.generation = UINT64_MAX - 1;
+	ok(accepted(&env), "a heartbeat at generation 2^64-2 is accepted");
+	hb.generation = UINT64_MAX;
+	refused(&env, SHOAL_E_INVALID,
+	    "a heartbeat at generation 2^64-1 (no room to move past it)");
+	make_hello(&env);
+	hello.generation = UINT64_MAX;
+	refused(&env, SHOAL_E_INVALID, "a hello at generation 2^64-1");
+
+	make_hello(&env);
+	env.body_case = SHOAL__ENVELOPE__BODY_EVENT;
+	env.event = &ev;
+	ev.kind = "agent.started";
+	ev.seq = 5;
+	ev.prev_seq = 4;
+	ok(accepted(&env), "an event naming the one before it");
+	ev.prev_seq = 5;
+	refused(&env, SHOAL_E_INVALID, "an event naming itself as before it");
+	ev.prev_seq = 9;
+	refused(&env, SHOAL_E_INVALID, "an event naming a later one");
+
+	make_hello(&env);
+	env.node_id = "";
+	env.body_case = SHOAL__ENVELOPE__BODY_CONTROL_REQUEST;
+	env.control_request = &cr;
+	cr.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_NODES;
+	cr.list_nodes = &ln;
+	ln.after = "node-7";
+	ln.limit = WIRE_MAX_ITEMS;
+	ok(accepted(&env), "list_nodes after an id, WIRE_MAX_ITEMS at most");
+	ln.limit = WIRE_MAX_ITEMS + 1;
+	refused(&env, SHOAL_E_INVALID, "list_nodes asking for too many");
+	ln.limit = 0;
+	ln.after = "../x";
+	refused(&env, SHOAL_E_INVALID, "list_nodes after a bad id");
+
+	make_hello(&env);
+	env.body_case = SHOAL__ENVELOPE__BODY_CONTROL_REPLY;
+	env.control_reply = &rep;
+	rep.next = "node-9";
+	ok(accepted(&env), "a control reply naming the next page");
+	rep.next = "bad id";
+	refused(&env, SHOAL_E_INVALID, "a control reply with a bad next id");
+}
+
 int
 main(void)
 {
@@ -647,5 +803,7 @@ main(void)
 	test_size_cap();
 	test_fuzz();
 	test_invalid();
+	test_text();
+	test_numbers();
 	return done_testing();
 }
