@@ -22,6 +22,31 @@ show_failures() { # show_failures DIR
 
 echo "== make check"
 make -s -j"$(nproc)" check || { status=1; show_failures .; }
+
+# The contract: a coordinator and agents run side by side from temporary
+# directories as an ordinary user. CI runs as root, so run the fleet test
+# once more as nobody.
+rm -f tests/integration/unprivileged.out
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	echo "== integration test as an unprivileged user"
+	# A copy nobody can read, wherever this checkout lives.
+	copy=$(mktemp -d)
+	mkdir -p "$copy/tests/tools" "$copy/tests/integration"
+	cp shoal-agent shoal-coordinator shoalctl "$copy/"
+	cp tests/tools/poke "$copy/tests/tools/"
+	cp tests/integration/*.sh "$copy/tests/integration/"
+	chmod -R a+rX "$copy"
+	if setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME=/tmp \
+		bash "$copy/tests/integration/test_fleet.sh" >tests/integration/unprivileged.out 2>&1 &&
+		! grep -q '^not ok' tests/integration/unprivileged.out; then
+		echo "PASS: the fleet test as nobody"
+	else
+		cat tests/integration/unprivileged.out
+		status=1
+	fi
+	rm -rf "$copy"
+fi
+
 echo "== make memcheck"
 make -s memcheck || { status=1; show_failures .; }
 
@@ -39,6 +64,10 @@ make -s distdir distdir=_asan >/dev/null
 results=$(cat tests/*/*.trs _asan/tests/*/*.trs 2>/dev/null || true)
 passed=$(printf '%s\n' "$results" | grep -c '^:test-result: PASS' || true)
 failed=$(printf '%s\n' "$results" | grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)' || true)
+if [ -f tests/integration/unprivileged.out ]; then
+	passed=$((passed + $(grep -c '^ok' tests/integration/unprivileged.out || true)))
+	failed=$((failed + $(grep -c '^not ok' tests/integration/unprivileged.out || true)))
+fi
 echo "check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || status=1
 exit $status
