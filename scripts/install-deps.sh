@@ -1,13 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# Installs the Debian 12 packages shoal needs to build, test and run.
+# Installs the Debian 12 packages shoal needs to build, test and run
+# (Podman and runc run the test and example containers; busybox-static is
+# the base of the example model's image).
 # Runs apt-get only when something is missing; needs root for that.
 set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config
 libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev
 libcurl4-openssl-dev libssl-dev libsystemd-dev libjansson-dev libyaml-dev
-libmicrohttpd-dev valgrind jq"
+libmicrohttpd-dev valgrind jq curl
+podman runc netavark aardvark-dns iptables catatonit busybox-static"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Placeholder: being written. */
+#include <stdio.h>
+
+int
+main(void)
+{
+	puts("1..0 # SKIP not written yet");
+	return 0;
+}
