@@ -265,6 +265,20 @@ node_id_valid(const char *s)
 }
 
 bool
+service_name_valid(const char *s)
+{
+	size_t n = s ? strnlen(s, SERVICE_NAME_MAX + 1) : 0;
+
+	if (n == 0 || n > SERVICE_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)s[i]) ||
+		        isdigit((unsigned char)s[i]) || s[i] == '-'))
+			return false;
+	return true;
+}
+
+bool
 label_key_valid(const char *s)
 {
 	return chars_valid(s, 1, LABEL_MAX, "._/-");
