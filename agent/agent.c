@@ -24,6 +24,7 @@
 #include "agent/agent.h"
 #include "agent/hostinfo.h"
 #include "agent/outbox.h"
+#include "agent/runner.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/store.h"
@@ -35,6 +36,8 @@
 /* While saying Hello, a Hello libzmq refused (no connection yet: the
  * DEALER sets ZMQ_IMMEDIATE) is tried again this often. */
 #define HELLO_RETRY_MS 100
+/* Status changes come in bursts: one report per this interval at most. */
+#define STATUS_MS 100
 #define STORE_MAP_BYTES (256ULL << 20)
 #define AGENT_SCHEMA 1
 
@@ -50,6 +53,7 @@ const config_field_t agent_config_fields[] = {
 	{ "doorbell", CONFIG_STRING, OPT(doorbell) },
 	{ "state_dir", CONFIG_STRING, OPT(state_dir) },
 	{ "heartbeat", CONFIG_DURATION, OPT(heartbeat_ms), 50, 3600 * 1000 },
+	{ "runtime_socket", CONFIG_STRING, OPT(runtime_socket) },
 	{ "log_level", CONFIG_STRING, OPT(log_level), 0, 0, log_level_valid,
 	    LOG_LEVEL_EXPECT },
 	{ NULL },
@@ -64,6 +68,7 @@ agent_options_defaults(agent_options_t *o)
 		.coordinator = xstrdup("tcp://127.0.0.1:7400"),
 		.state_dir = xstrdup("/var/lib/shoal-agent"),
 		.heartbeat_ms = 5000,
+		.runtime_socket = xstrdup("/run/docker.sock"),
 		.log_level = xstrdup("info"),
 	};
 	/* The node id defaults to the host name, cut at the first dot. */
@@ -126,16 +131,22 @@ struct agent {
 	unsigned attempt; /* reconnects since the last Welcome */
 	int reconnect_timer;
 	int hello_timer;
-	int hello_sent; /* libzmq took the Hello of this attempt */
+	int hello_sent;        /* libzmq took the Hello of this attempt */
 	uint64_t last_rx_mono; /* last message from the coordinator */
 
 	uint64_t generation;      /* applied and acknowledged */
 	uint64_t want_generation; /* the newest we heard of */
 
-	uint64_t acked_seq; /* outbox: acknowledged by the coordinator */
-	uint64_t sent_seq;  /* sent on this connection */
-	uint64_t peer_seq;  /* the last event the coordinator said it holds */
+	uint64_t acked_seq;  /* outbox: acknowledged by the coordinator */
+	uint64_t sent_seq;   /* sent on this connection */
+	uint64_t peer_seq;   /* the last event the coordinator said it holds */
+	uint64_t rewound_at; /* acked_seq + 1 when a resend rewound to it */
 	uint64_t acked_at_last_tick;
+
+	runner_t *runner;
+	uint64_t status_seq; /* of the newest status report */
+	int status_dirty;    /* a report to build and send */
+	uint64_t status_sent_mono;
 };
 
 /* Returns 0 when libzmq took the frame, -1 when it was dropped. */
@@ -307,9 +318,11 @@ on_desired_state(agent_t *a, const Shoal__DesiredState *ds)
 		    (unsigned long long)ds->generation, shoal_strerror(r));
 		return;
 	}
-	/* The state this issue carries has no services yet: saving it is
-	 * applying it. */
+	/* Saved is reached: the runner works towards it from here, and
+	 * status reports tell how far it got. */
 	a->generation = ds->generation;
+	runner_set_desired(a->runner, ds);
+	a->status_dirty = 1;
 	log_info("reached desired-state generation %llu",
 	    (unsigned long long)a->generation);
 	record(a, "desired.applied", "reached generation %llu",
@@ -319,6 +332,82 @@ on_desired_state(agent_t *a, const Shoal__DesiredState *ds)
 	env.body_case = SHOAL__ENVELOPE__BODY_ACK;
 	env.ack = &ack;
 	send_env(a, &env);
+}
+
+/* -- service status ---------------------------------------------------- */
+
+static void
+send_status(agent_t *a)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__StatusReport rep = SHOAL__STATUS_REPORT__INIT;
+
+	/* Numbered from the clock, so a restarted agent never repeats a
+	 * number the coordinator holds. */
+	a->status_seq =
+	    a->status_seq + 1 > now_ms() ? a->status_seq + 1 : now_ms();
+	rep.seq = a->status_seq;
+	rep.generation = a->generation;
+	runner_status(a->runner, &rep);
+	env.body_case = SHOAL__ENVELOPE__BODY_STATUS_REPORT;
+	env.status_report = &rep;
+	if (send_env(a, &env) == 0)
+		a->status_dirty = 0;
+	a->status_sent_mono = mono_ms();
+}
+
+static int
+on_status_timer(zloop_t *loop, int timer_id, void *arg)
+{
+	agent_t *a = arg;
+
+	if (a->status_dirty && a->state == S_ONLINE)
+		send_status(a);
+	return 0;
+}
+
+static void
+runner_event(const char *kind, const char *service, const char *message,
+    void *arg)
+{
+	agent_t *a = arg;
+	int r = outbox_push(a->outbox, kind, service, "%s", message);
+
+	if (r < 0)
+		log_error("cannot queue event %s: %s", kind, shoal_strerror(r));
+	flush_events(a);
+}
+
+static void
+runner_status_changed(void *arg)
+{
+	agent_t *a = arg;
+
+	a->status_dirty = 1;
+}
+
+/* The desired state saved before a restart: the runner adopts what runs
+ * and reconciles to it while the coordinator may still be away. */
+static int
+load_desired(agent_t *a)
+{
+	Shoal__DesiredState *ds = NULL;
+	store_txn_t *txn;
+	int r;
+
+	r = store_begin(a->store, false, &txn);
+	if (r < 0)
+		return r;
+	r = store_get_msg(txn, DB_DESIRED, "current", 7,
+	    &shoal__desired_state__descriptor, (ProtobufCMessage **)&ds);
+	store_abort(&txn);
+	if (r == SHOAL_E_NOT_FOUND)
+		return 0;
+	if (r < 0)
+		return r;
+	runner_set_desired(a->runner, ds);
+	shoal__desired_state__free_unpacked(ds, NULL);
+	return 0;
 }
 
 /* -- session actions --------------------------------------------------- */
@@ -390,8 +479,8 @@ start_hello(agent_t *a)
 {
 	a->hello_sent = send_hello(a) == 0;
 	if (a->hello_timer < 0)
-		a->hello_timer = zloop_timer(a->loop, HELLO_RETRY_MS, 0,
-		    on_hello_timer, a);
+		a->hello_timer =
+		    zloop_timer(a->loop, HELLO_RETRY_MS, 0, on_hello_timer, a);
 }
 
 static void
@@ -448,6 +537,7 @@ act_heartbeat(agent_t *a)
 	hb.figures = &fig;
 	hb.generation = a->generation;
 	hb.outbox_depth = outbox_depth(a->outbox);
+	hb.status_seq = a->status_seq;
 	env.body_case = SHOAL__ENVELOPE__BODY_HEARTBEAT;
 	env.heartbeat = &hb;
 	send_env(a, &env);
@@ -537,6 +627,7 @@ fire(agent_t *a, session_event_t ev)
 	if (from != S_ONLINE && a->state == S_ONLINE) {
 		flush_events(a);
 		request_desired_state(a);
+		a->status_dirty = 1;
 	}
 }
 
@@ -561,7 +652,8 @@ on_message(agent_t *a, const Shoal__Envelope *in)
 	switch (in->body_case) {
 	case SHOAL__ENVELOPE__BODY_WELCOME:
 		events_acked(a, in->welcome->event_seq);
-		a->want_generation = in->welcome->generation;
+		if (in->welcome->generation > a->want_generation)
+			a->want_generation = in->welcome->generation;
 		fire(a, E_WELCOME);
 		break;
 	case SHOAL__ENVELOPE__BODY_HEARTBEAT_REPLY:
@@ -572,18 +664,25 @@ on_message(agent_t *a, const Shoal__Envelope *in)
 			break;
 		}
 		heard_of_generation(a, in->heartbeat_reply->generation);
+		if (in->heartbeat_reply->status_seq != a->status_seq)
+			a->status_dirty = 1; /* lost on the way: again */
 		break;
 	case SHOAL__ENVELOPE__BODY_DESIRED_STATE:
 		on_desired_state(a, in->desired_state);
 		break;
 	case SHOAL__ENVELOPE__BODY_EVENT_ACK:
 		events_acked(a, in->event_ack->seq);
-		if (in->event_ack->resend && a->sent_seq > a->acked_seq) {
+		if (in->event_ack->resend && a->sent_seq > a->acked_seq &&
+		    a->rewound_at != a->acked_seq + 1) {
 			/* Something after the acknowledged event never
 			 * arrived: send again from there. */
-			log_debug("coordinator asks for events after %llu again",
+			log_debug(
+			    "coordinator asks for events after %llu again",
 			    (unsigned long long)a->acked_seq);
 			a->sent_seq = a->acked_seq;
+			/* Once per acknowledged point: a second request for
+			 * the same hole waits for the heartbeat tick. */
+			a->rewound_at = a->acked_seq + 1;
 		}
 		flush_events(a);
 		break;
@@ -758,6 +857,24 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 	a->loop = zloop_new();
 	zloop_reader(a->loop, a->sub, on_doorbell, a);
 	zloop_timer(a->loop, (size_t)opts->heartbeat_ms, 0, on_tick, a);
+	zloop_timer(a->loop, STATUS_MS, 0, on_status_timer, a);
+	{
+		runner_hooks_t hooks = {
+			.event = runner_event,
+			.status_changed = runner_status_changed,
+			.arg = a,
+		};
+
+		r = runner_new(a->loop, opts->node_id, opts->runtime_socket,
+		    &hooks, &a->runner);
+	}
+	if (r == 0)
+		r = load_desired(a);
+	if (r < 0) {
+		log_error("cannot start the service runner: %s",
+		    shoal_strerror(r));
+		goto fail;
+	}
 
 	fire(a, E_CONNECT);
 	if (!a->dealer) {
@@ -766,10 +883,10 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 	}
 	record(a, "agent.started", "shoal-agent %s started", PACKAGE_VERSION);
 	log_info("agent %s (node %s, generation %llu, %llu events queued): "
-	         "coordinator %s, doorbell %s",
+	         "coordinator %s, doorbell %s, container runtime %s",
 	    PACKAGE_VERSION, opts->node_id, (unsigned long long)a->generation,
 	    (unsigned long long)outbox_depth(a->outbox), opts->coordinator,
-	    a->doorbell_ep);
+	    a->doorbell_ep, opts->runtime_socket);
 	*ret = a;
 	return 0;
 fail:
@@ -792,6 +909,7 @@ agent_destroy(agent_t **ap)
 
 	if (!a)
 		return;
+	runner_destroy(&a->runner);
 	zloop_destroy(&a->loop);
 	zsock_destroy(&a->dealer);
 	zsock_destroy(&a->sub);

@@ -20,6 +20,7 @@ typedef struct agent_options {
 	char *doorbell;    /* its PUB; NULL: derived from coordinator */
 	char *state_dir;
 	uint64_t heartbeat_ms;
+	char *runtime_socket; /* Docker Engine API (dockerd or Podman) */
 	char *log_level;
 } agent_options_t;
 

@@ -17,6 +17,7 @@
 
 #include "agent/hostinfo.h"
 #include "common/util.h"
+#include "common/wire.h"
 
 struct hostinfo {
 	char *proc;
@@ -101,6 +102,12 @@ hostinfo_new(const char *proc_root, hostinfo_t **ret)
 		snprintf(h->kernel, sizeof h->kernel, "%s", u.release);
 		snprintf(h->arch, sizeof h->arch, "%s", u.machine);
 	}
+	/* The host may say anything (a CRLF os-release, Latin-1 bytes): a
+	 * fact the coordinator refuses would refuse the whole Hello. */
+	wire_clean_text(h->hostname, WIRE_MAX_STRING, 0);
+	wire_clean_text(h->os, WIRE_MAX_STRING, 0);
+	wire_clean_text(h->kernel, WIRE_MAX_STRING, 0);
+	wire_clean_text(h->arch, WIRE_MAX_STRING, 0);
 	h->memory_total = meminfo_kib(h->proc, "MemTotal");
 	*ret = h;
 	return 0;

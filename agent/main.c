@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <czmq.h>
 
 #include "agent/agent.h"
@@ -31,6 +32,7 @@ enum {
 	OPT_COORDINATOR,
 	OPT_DOORBELL,
 	OPT_HEARTBEAT,
+	OPT_RUNTIME_SOCKET,
 	OPT_LOG_LEVEL,
 };
 
@@ -42,6 +44,7 @@ static const struct option options[] = {
 	{ "coordinator", required_argument, NULL, OPT_COORDINATOR },
 	{ "doorbell", required_argument, NULL, OPT_DOORBELL },
 	{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
+	{ "runtime-socket", required_argument, NULL, OPT_RUNTIME_SOCKET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -68,6 +71,9 @@ usage(FILE *f)
 	    "      --doorbell EP          its doorbells (default: the "
 	    "coordinator's port + 1)\n"
 	    "      --heartbeat DURATION   heartbeat interval (default 5s)\n"
+	    "      --runtime-socket PATH  the Docker Engine API socket of "
+	    "dockerd or\n"
+	    "                             Podman (default /run/docker.sock)\n"
 	    "      --log-level LEVEL      error, warning, info or debug "
 	    "(default info)\n"
 	    "  -h, --help                 show this help\n"
@@ -119,6 +125,9 @@ apply_flags(int argc, char **argv, agent_options_t *o)
 				return cli_bad_value(PROG, "--heartbeat",
 				    optarg, "a duration from 50ms to 1h");
 			break;
+		case OPT_RUNTIME_SOCKET:
+			cli_set_string(&o->runtime_socket, optarg);
+			break;
 		case OPT_LOG_LEVEL:
 			if (!log_level_valid(optarg))
 				return cli_bad_value(PROG, "--log-level",
@@ -155,6 +164,12 @@ main(int argc, char **argv)
 	}
 
 	log_open(PROG, log_level_from_name(opts.log_level));
+	/* Before any thread: the runtime client and probes use libcurl. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		log_error("cannot initialise libcurl");
+		agent_options_free(&opts);
+		return 1;
+	}
 	zsys_init();
 	zsys_set_logstream(NULL);
 	r = agent_new(&opts, &a);
@@ -163,5 +178,6 @@ main(int argc, char **argv)
 		agent_destroy(&a);
 	}
 	agent_options_free(&opts);
+	curl_global_cleanup();
 	return r < 0 ? 1 : 0;
 }

@@ -118,13 +118,16 @@ int
 outbox_push(outbox_t *ob, const char *kind, const char *service,
     const char *fmt, ...)
 {
-	char msg[WIRE_MAX_MESSAGE];
+	char msg[WIRE_MAX_MESSAGE + 8]; /* cut below, at a character */
 	va_list ap;
 	int r;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	/* Messages carry what containers and hosts say: an event the
+	 * coordinator would refuse would block every later one. */
+	wire_clean_text(msg, WIRE_MAX_MESSAGE, 1);
 	r = append(ob, kind, service, msg);
 	if (r == 0 && ob->overflowed && ob->depth < ob->max) {
 		char note[128];

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/spec.h"
 #include "common/util.h"
 #include "common/wire.h"
 
@@ -48,56 +49,84 @@ wire_frame(const Shoal__Envelope *env)
 	} while (0)
 
 /*
- * Well-formed UTF-8 (no overlong forms, surrogates or code points above
- * U+10FFFF) without control characters, except newline and tab where
- * free text allows them: peer strings end up in logs and terminals.
+ * The length of the character at p (left bytes remain) when it is
+ * well-formed UTF-8 (no overlong forms, surrogates or code points above
+ * U+10FFFF) and not a control character (newline and tab pass where free
+ * text allows them); 0 otherwise. Peer strings end up in logs and
+ * terminals.
  */
+static size_t
+char_ok(const unsigned char *p, size_t left, int free_text)
+{
+	unsigned c = p[0], need, cp;
+
+	if (c < 0x80) {
+		if ((c < 0x20 || c == 0x7f) &&
+		    !(free_text && (c == '\n' || c == '\t')))
+			return 0;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 1;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		need = 2;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 3;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (left <= need)
+		return 0; /* cut short */
+	for (unsigned k = 1; k <= need; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[k] & 0x3f);
+	}
+	if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	/* C1 controls (U+0080..U+009F) steer terminals too. */
+	if (cp < 0xa0)
+		return 0;
+	return need + 1;
+}
+
 static int
 text_ok(const char *s, size_t max, int free_text)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t len;
+	size_t len, n;
 
 	if (!s || (len = strnlen(s, max + 1)) > max)
 		return 0;
-	for (size_t i = 0; i < len;) {
-		unsigned c = p[i], need, cp;
-
-		if (c < 0x80) {
-			if ((c < 0x20 || c == 0x7f) &&
-			    !(free_text && (c == '\n' || c == '\t')))
-				return 0;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			cp = c & 0x07;
-		} else {
+	for (size_t i = 0; i < len; i += n)
+		if (!(n = char_ok(p + i, len - i, free_text)))
 			return 0;
-		}
-		if (len - i <= need)
-			return 0; /* cut short */
-		for (unsigned k = 1; k <= need; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return 0;
-		/* C1 controls (U+0080..U+009F) steer terminals too. */
-		if (cp < 0xa0)
-			return 0;
-		i += need + 1;
-	}
 	return 1;
+}
+
+void
+wire_clean_text(char *s, size_t max, int free_text)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t len = strnlen(s, max + 1), n;
+
+	if (len > max) {
+		/* Cut at a character boundary: back over continuation
+		 * bytes. */
+		len = max;
+		while (len > 0 && (p[len] & 0xc0) == 0x80)
+			len--;
+		p[len] = '\0';
+	}
+	for (size_t i = 0; i < len; i += n)
+		if (!(n = char_ok(p + i, len - i, free_text))) {
+			p[i] = '?';
+			n = 1;
+		}
 }
 
 static int
@@ -118,7 +147,6 @@ figure_ok(double v)
 {
 	return isfinite(v) && v >= 0;
 }
-
 
 static int
 labels_ok(Shoal__Label **v, size_t n, const char **ret_why)
@@ -189,6 +217,73 @@ node_ok(const Shoal__Node *n, const char **ret_why)
 }
 
 static int
+spec_ok(const Shoal__ServiceSpec *spec, const char *service,
+    const char **ret_why)
+{
+	CHECK(spec, "spec: missing");
+	if (spec_validate(spec, ret_why) < 0)
+		return SHOAL_E_INVALID;
+	CHECK(!service || strcmp(spec->service, service) == 0,
+	    "spec.service: differs from the service it is for");
+	return 0;
+}
+
+static int
+status_ok(const Shoal__ServiceStatus *st, const char **ret_why)
+{
+	CHECK(st, "status: missing");
+	CHECK(service_name_valid(st->service), "status.service");
+	CHECK(st->state >= SHOAL__SERVICE_STATUS__STATE__PENDING &&
+	        st->state <= SHOAL__SERVICE_STATUS__STATE__FAILED,
+	    "status.state");
+	CHECK(str_ok(st->container, WIRE_MAX_STRING), "status.container");
+	CHECK(str_ok(st->endpoint, WIRE_MAX_STRING), "status.endpoint");
+	CHECK(msg_ok(st->reason, WIRE_MAX_MESSAGE), "status.reason");
+	return 0;
+}
+
+static int
+status_report_ok(const Shoal__StatusReport *rep, const char **ret_why)
+{
+	int r;
+
+	CHECK(rep, "status_report: missing");
+	CHECK(rep->n_services <= WIRE_MAX_SERVICES,
+	    "status_report.services: too many");
+	for (size_t i = 0; i < rep->n_services; i++) {
+		r = status_ok(rep->services[i], ret_why);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+desired_state_ok(const Shoal__DesiredState *ds, const char **ret_why)
+{
+	int r;
+
+	CHECK(ds, "desired_state: missing");
+	CHECK(ds->n_services <= WIRE_MAX_SERVICES,
+	    "desired_state.services: too many");
+	for (size_t i = 0; i < ds->n_services; i++) {
+		const Shoal__ServiceAssignment *a = ds->services[i];
+
+		CHECK(a, "desired_state.services: empty entry");
+		CHECK(service_name_valid(a->service),
+		    "desired_state.services.service");
+		CHECK(a->revision > 0, "desired_state.services.revision");
+		r = spec_ok(a->spec, a->service, ret_why);
+		if (r < 0)
+			return r;
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(ds->services[j]->service, a->service) != 0,
+			    "desired_state.services: a service twice");
+	}
+	return 0;
+}
+
+static int
 control_request_ok(const Shoal__ControlRequest *c, const char **ret_why)
 {
 	CHECK(c, "control_request: missing");
@@ -209,6 +304,24 @@ control_request_ok(const Shoal__ControlRequest *c, const char **ret_why)
 		    "list_events.node");
 		CHECK(c->list_events->limit <= WIRE_MAX_ITEMS,
 		    "list_events.limit");
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_APPLY:
+		CHECK(msg_ok(c->apply->message, WIRE_MAX_MESSAGE),
+		    "apply.message");
+		return spec_ok(c->apply->spec, NULL, ret_why);
+	case SHOAL__CONTROL_REQUEST__REQ_LIST_SERVICES:
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_GET_STATUS:
+		CHECK(service_name_valid(c->get_status->service),
+		    "get_status.service");
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_GET_HISTORY:
+		CHECK(service_name_valid(c->get_history->service),
+		    "get_history.service");
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_DELETE_SERVICE:
+		CHECK(service_name_valid(c->delete_service->service),
+		    "delete_service.service");
 		return 0;
 	default:
 		*ret_why = "control_request: unknown request";
@@ -231,6 +344,36 @@ control_reply_ok(const Shoal__ControlReply *c, const char **ret_why)
 		if (r < 0)
 			return r;
 	}
+	CHECK(c->n_services <= WIRE_MAX_ITEMS &&
+	        c->n_statuses <= WIRE_MAX_ITEMS &&
+	        c->n_revisions <= WIRE_MAX_ITEMS,
+	    "control_reply: too many items");
+	for (size_t i = 0; i < c->n_services; i++) {
+		CHECK(c->services[i] &&
+		        service_name_valid(c->services[i]->service),
+		    "control_reply.services.service");
+		CHECK(str_ok(c->services[i]->image, WIRE_MAX_STRING),
+		    "control_reply.services.image");
+	}
+	for (size_t i = 0; i < c->n_statuses; i++) {
+		CHECK(c->statuses[i] && node_id_valid(c->statuses[i]->node),
+		    "control_reply.statuses.node");
+		r = status_ok(c->statuses[i]->status, ret_why);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < c->n_revisions; i++) {
+		const Shoal__Revision *rev = c->revisions[i];
+
+		CHECK(rev && service_name_valid(rev->service),
+		    "control_reply.revisions.service");
+		CHECK(msg_ok(rev->message, WIRE_MAX_MESSAGE) &&
+		        str_ok(rev->digest, 64),
+		    "control_reply.revisions");
+		r = spec_ok(rev->spec, rev->service, ret_why);
+		if (r < 0)
+			return r;
+	}
 	for (size_t i = 0; i < c->n_events; i++) {
 		CHECK(c->events[i], "control_reply.events: empty entry");
 		CHECK(node_id_valid(c->events[i]->node), "event.node");
@@ -239,6 +382,14 @@ control_reply_ok(const Shoal__ControlReply *c, const char **ret_why)
 			return r;
 	}
 	return 0;
+}
+
+int
+wire_node_ok(const Shoal__Node *n, const char **ret_why)
+{
+	const char *why_unused;
+
+	return node_ok(n, ret_why ? ret_why : &why_unused);
 }
 
 int
@@ -262,8 +413,7 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 		    "hello.agent_version");
 		CHECK(str_ok(env->hello->store_id, WIRE_MAX_STRING),
 		    "hello.store_id");
-		CHECK(env->hello->generation < UINT64_MAX,
-		    "hello.generation");
+		CHECK(env->hello->generation < UINT64_MAX, "hello.generation");
 		CHECK(env->hello->heartbeat_ms >= 10 &&
 		        env->hello->heartbeat_ms <= 3600 * 1000,
 		    "hello.heartbeat_ms");
@@ -289,8 +439,12 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 		    str_ok(env->welcome->coordinator_version, WIRE_MAX_STRING),
 		    "welcome.coordinator_version");
 		return 0;
-	case SHOAL__ENVELOPE__BODY_HEARTBEAT_REPLY:
+	case SHOAL__ENVELOPE__BODY_STATUS_REPORT:
+		CHECK(node_id_valid(env->node_id), "node_id: required");
+		return status_report_ok(env->status_report, ret_why);
 	case SHOAL__ENVELOPE__BODY_DESIRED_STATE:
+		return desired_state_ok(env->desired_state, ret_why);
+	case SHOAL__ENVELOPE__BODY_HEARTBEAT_REPLY:
 	case SHOAL__ENVELOPE__BODY_EVENT_ACK:
 	case SHOAL__ENVELOPE__BODY_DOORBELL:
 		return 0;

@@ -17,9 +17,10 @@
 
 #define SHOAL_PROTOCOL_VERSION 1
 #define WIRE_MAX_FRAME (1024 * 1024)
-#define WIRE_MAX_STRING 256   /* facts, versions, ids in bodies */
-#define WIRE_MAX_MESSAGE 4096 /* free text: event and error messages */
-#define WIRE_MAX_ITEMS 10000  /* nodes or events in one control reply */
+#define WIRE_MAX_STRING 256    /* facts, versions, ids in bodies */
+#define WIRE_MAX_MESSAGE 4096  /* free text: event and error messages */
+#define WIRE_MAX_ITEMS 10000   /* nodes or events in one control reply */
+#define WIRE_MAX_SERVICES 1000 /* services in one desired state or report */
 
 /* Packs env (version is set by the caller). Caller owns *ret_buf. */
 int wire_pack(const Shoal__Envelope *env, uint8_t **ret_buf, size_t *ret_len);
@@ -34,6 +35,17 @@ int wire_unpack(const void *buf, size_t len, Shoal__Envelope **ret_env,
 
 /* Validates an already decoded envelope (wire_unpack calls it). */
 int wire_validate(const Shoal__Envelope *env, const char **ret_why);
+
+/*
+ * Makes s pass the checks peer strings get, in place: cut to max bytes at
+ * a character boundary, every byte of a malformed or control character
+ * replaced by '?' (free_text keeps newlines and tabs). For what an agent
+ * reads from its host, and for records stored before the checks existed.
+ */
+void wire_clean_text(char *s, size_t max, int free_text);
+
+/* The checks a Node record in a control reply gets. */
+int wire_node_ok(const Shoal__Node *n, const char **ret_why);
 
 /* A frame holding the packed envelope, for zmsg_append(). */
 zframe_t *wire_frame(const Shoal__Envelope *env);

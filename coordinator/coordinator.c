@@ -23,6 +23,7 @@
 #include "common/wire.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/registry.h"
+#include "coordinator/services.h"
 
 #define SWEEP_MS 250
 #define FLUSH_MS 5000
@@ -69,6 +70,7 @@ struct coordinator {
 	const coord_options_t *opts;
 	store_t *store;
 	registry_t *reg;
+	services_t *svc;
 	zloop_t *loop;
 	zsock_t *router;
 	zsock_t *pub;
@@ -147,6 +149,17 @@ ring(coordinator_t *c, const char *node_id, uint64_t generation)
 		zmsg_destroy(&msg);
 }
 
+/* services_ring_fn: a node's desired state changed. */
+static void
+ring_node(const char *node_id, uint64_t generation, void *arg)
+{
+	coordinator_t *c = arg;
+
+	log_node(LOG_DEBUG, node_id, "node %s: desired-state generation %llu",
+	    node_id, (unsigned long long)generation);
+	ring(c, node_id, generation);
+}
+
 static void
 on_hello(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 {
@@ -183,6 +196,13 @@ on_hello(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 		    "node %s: Hello from another agent state dir while the "
 		    "node was online; are two agents using one node id?",
 		    node->id);
+	/* Labels may have changed: so may what the node must run. */
+	r = services_node_changed(c->svc, node->id, NULL, NULL);
+	if (r < 0)
+		log_node(LOG_ERR, node->id,
+		    "node %s: cannot compute its desired state: %s", node->id,
+		    shoal_strerror(r));
+	node = registry_find(c->reg, in->node_id);
 	w.coordinator_version = PACKAGE_VERSION;
 	w.generation = node->generation;
 	w.event_seq = node->event_seq;
@@ -207,6 +227,7 @@ on_heartbeat(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 	if (r == 0) {
 		hr.known = 1;
 		hr.generation = node->generation;
+		hr.status_seq = services_status_seq(c->svc, node->id);
 		if (!was_online)
 			log_node(LOG_INFO, node->id, "node %s online",
 			    node->id);
@@ -236,6 +257,7 @@ on_desired_state_request(coordinator_t *c, zmsg_t *route,
 		return;
 	}
 	ds.generation = node->generation;
+	services_desired(c->svc, node->id, &ds.services, &ds.n_services);
 	env.body_case = SHOAL__ENVELOPE__BODY_DESIRED_STATE;
 	env.desired_state = &ds;
 	env.node_id = in->node_id;
@@ -260,6 +282,33 @@ on_ack(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 }
 
 static void
+on_status_report(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
+{
+	int r;
+
+	if (!registry_touch(c->reg, in->node_id)) {
+		reply_error(c, c->router, route, SHOAL_E_NOT_FOUND,
+		    "unknown node: say Hello first");
+		return;
+	}
+	r = services_report(c->svc, in->node_id, in->status_report);
+	if (r < 0) {
+		/* The heartbeat reply keeps naming the old seq: it comes
+		 * again. */
+		log_node(LOG_ERR, in->node_id, "cannot store status: %s",
+		    shoal_strerror(r));
+		return;
+	}
+	for (size_t i = 0; i < in->status_report->n_services; i++) {
+		const Shoal__ServiceStatus *st = in->status_report->services[i];
+
+		log_node(LOG_DEBUG, in->node_id, "%s r%llu on %s: state %d%s%s",
+		    st->service, (unsigned long long)st->revision, in->node_id,
+		    st->state, st->reason[0] ? ": " : "", st->reason);
+	}
+}
+
+static void
 on_event(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
@@ -274,12 +323,12 @@ on_event(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 		reply_error(c, c->router, route, r, shoal_strerror(r));
 		return;
 	}
-	if (r == REGISTRY_EVENT_GAP) {
+	if (r == REGISTRY_EVENT_GAP || r == REGISTRY_EVENT_GAP_TOLD) {
 		log_node(LOG_DEBUG, in->node_id,
 		    "event %llu refused: %llu is the last one stored",
 		    (unsigned long long)in->event->seq,
 		    (unsigned long long)ack.seq);
-		ack.resend = 1;
+		ack.resend = r == REGISTRY_EVENT_GAP;
 	} else {
 		log_node(LOG_DEBUG, in->node_id, "event %llu %s: %s",
 		    (unsigned long long)in->event->seq, in->event->kind,
@@ -342,6 +391,9 @@ on_agent_readable(zloop_t *loop, zsock_t *sock, void *arg)
 	case SHOAL__ENVELOPE__BODY_EVENT:
 		on_event(c, msg, in);
 		break;
+	case SHOAL__ENVELOPE__BODY_STATUS_REPORT:
+		on_status_report(c, msg, in);
+		break;
 	default:
 		complain(c, "agent", SHOAL_E_UNEXPECTED, wire_body_name(in));
 		reply_error(c, sock, msg, SHOAL_E_UNEXPECTED,
@@ -370,7 +422,8 @@ static void
 list_nodes(coordinator_t *c, const Shoal__ListNodes *ln,
     Shoal__ControlReply *rep)
 {
-	size_t first = ln->after[0] ? registry_index_after(c->reg, ln->after) : 0;
+	size_t first =
+	    ln->after[0] ? registry_index_after(c->reg, ln->after) : 0;
 	size_t total = registry_count(c->reg), n = 0, bytes = 0;
 	size_t limit = ln->limit ? ln->limit : WIRE_MAX_ITEMS;
 	const Shoal__Node **nodes;
@@ -398,8 +451,8 @@ fit_events(Shoal__StoredEvent **events, size_t n, Shoal__ControlReply *rep)
 	size_t bytes = 0, keep = 0;
 
 	while (keep < n) {
-		size_t sz = shoal__stored_event__get_packed_size(
-		                events[n - 1 - keep]) +
+		size_t sz =
+		    shoal__stored_event__get_packed_size(events[n - 1 - keep]) +
 		    ITEM_OVERHEAD;
 
 		if (bytes + sz > REPLY_BUDGET)
@@ -413,6 +466,41 @@ fit_events(Shoal__StoredEvent **events, size_t n, Shoal__ControlReply *rep)
 }
 
 static void
+no_service(Shoal__ControlReply *rep, int r, const char *name)
+{
+	rep->code = r;
+	if (r == SHOAL_E_NOT_FOUND)
+		rep->error = xasprintf("no service '%s'", name);
+	else
+		rep->error =
+		    xasprintf("service '%s': %s", name, shoal_strerror(r));
+}
+
+static void
+apply(coordinator_t *c, const Shoal__Apply *a, Shoal__ControlReply *rep)
+{
+	uint32_t selected = 0;
+	uint64_t revision = 0;
+	int changed = 0, r;
+
+	r = services_apply(c->svc, a->spec, a->message, ring_node, c, &revision,
+	    &changed, &selected);
+	if (r < 0) {
+		rep->code = r;
+		rep->error = xasprintf("cannot apply service '%s': %s",
+		    a->spec->service, shoal_strerror(r));
+		return;
+	}
+	if (changed)
+		log_info("service %s: revision %llu applied to %u nodes%s%s",
+		    a->spec->service, (unsigned long long)revision, selected,
+		    a->message[0] ? ": " : "", a->message);
+	rep->revision = revision;
+	rep->changed = changed;
+	rep->selected = selected;
+}
+
+static void
 control_request(coordinator_t *c, const Shoal__ControlRequest *req,
     Shoal__ControlReply *rep, Shoal__StoredEvent ***events, size_t *nevents)
 {
@@ -423,6 +511,31 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 	switch (req->req_case) {
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_NODES:
 		list_nodes(c, req->list_nodes, rep);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_APPLY:
+		apply(c, req->apply, rep);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_LIST_SERVICES:
+		services_list(c->svc, rep);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_GET_STATUS:
+		r = services_status(c->svc, req->get_status->service, rep);
+		if (r < 0)
+			no_service(rep, r, req->get_status->service);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_GET_HISTORY:
+		r = services_history(c->svc, req->get_history->service, rep);
+		if (r < 0)
+			no_service(rep, r, req->get_history->service);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_DELETE_SERVICE:
+		r = services_delete(c->svc, req->delete_service->service,
+		    ring_node, c);
+		if (r < 0)
+			no_service(rep, r, req->delete_service->service);
+		else
+			log_info("service %s deleted",
+			    req->delete_service->service);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_GET_NODE:
 		nodes = xcalloc(1, sizeof *nodes);
@@ -503,6 +616,7 @@ on_control_readable(zloop_t *loop, zsock_t *sock, void *arg)
 		reply(c, sock, msg, &env);
 	}
 	free(rep.nodes);
+	services_free_reply(&rep);
 	if (rep.next[0])
 		free(rep.next); /* list_nodes() allocates it when set */
 	free(error);
@@ -624,6 +738,12 @@ coordinator_new(const coord_options_t *opts, coordinator_t **ret)
 		    opts->state_dir, shoal_strerror(r));
 		goto fail;
 	}
+	r = services_open(c->store, c->reg, &c->svc);
+	if (r < 0) {
+		log_error("cannot load services from %s: %s", opts->state_dir,
+		    shoal_strerror(r));
+		goto fail;
+	}
 	r = bind_socket(&c->router, ZMQ_ROUTER, "agent", opts->listen);
 	if (r == 0)
 		r = bind_socket(&c->pub, ZMQ_PUB, "doorbell", opts->publish);
@@ -681,6 +801,7 @@ coordinator_destroy(coordinator_t **cp)
 		if (strncmp(c->opts->control, "ipc://", 6) == 0)
 			unlink(c->opts->control + 6);
 	}
+	services_close(&c->svc);
 	registry_close(&c->reg);
 	store_close(&c->store);
 	free(c);

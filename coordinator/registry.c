@@ -11,16 +11,19 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/util.h"
+#include "common/wire.h"
 #include "coordinator/registry.h"
 
-enum { DB_NODES, DB_EVENTS, DB_META };
-const char *const registry_dbs[] = { "nodes", "events", "meta" };
-const unsigned registry_ndbs = 3;
+const char *const registry_dbs[] = { "nodes", "events", "meta", "services",
+	"revisions", "desired", "status" };
+const unsigned registry_ndbs = ARRAY_SIZE(registry_dbs);
 
 #define EVENTS_MAX 100000
 #define EVENTS_NEXT_KEY "events.next"
@@ -28,7 +31,8 @@ const unsigned registry_ndbs = 3;
 typedef struct entry {
 	Shoal__Node *rec;
 	uint64_t contact_mono; /* last message, monotonic ms */
-	int dirty;             /* figures/last_seen not yet written */
+	uint64_t gap_told; /* event_seq + 1 when a resend was asked for it */
+	int dirty;         /* figures/last_seen not yet written */
 } entry_t;
 
 struct registry {
@@ -131,6 +135,37 @@ entry_update(registry_t *reg, entry_t *e, const Shoal__Node *next, int defer)
 	return 0;
 }
 
+/*
+ * A record stored before today's checks on peer fields may not pass them,
+ * and a control reply holding it would be refused by shoalctl: clean it in
+ * memory (the next write stores the clean one).
+ */
+static void
+clean_record(Shoal__Node *rec)
+{
+	const char *why;
+	Shoal__HostFigures *f = rec->figures;
+
+	if (wire_node_ok(rec, &why) == 0)
+		return;
+	log_warning("node %s: stored record fails a check (%s); cleaned",
+	    rec->id, why);
+	wire_clean_text(rec->agent_version, WIRE_MAX_STRING, 0);
+	wire_clean_text(rec->store_id, WIRE_MAX_STRING, 0);
+	if (rec->facts) {
+		wire_clean_text(rec->facts->hostname, WIRE_MAX_STRING, 0);
+		wire_clean_text(rec->facts->os, WIRE_MAX_STRING, 0);
+		wire_clean_text(rec->facts->kernel, WIRE_MAX_STRING, 0);
+		wire_clean_text(rec->facts->arch, WIRE_MAX_STRING, 0);
+	}
+	if (f && (!isfinite(f->load1) || f->load1 < 0))
+		f->load1 = 0;
+	if (f &&
+	    (!isfinite(f->cpu_percent) || f->cpu_percent < 0 ||
+	        f->cpu_percent > 100))
+		f->cpu_percent = 0;
+}
+
 static int
 load_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
@@ -143,6 +178,7 @@ load_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 			shoal__node__free_unpacked(rec, NULL);
 		return SHOAL_E_STORE_CORRUPT;
 	}
+	clean_record(rec);
 	reg->v = xrealloc(reg->v, (reg->n + 1) * sizeof *reg->v);
 	/* LMDB hands keys over in order, so the array stays sorted. */
 	reg->v[reg->n++] = (entry_t){ .rec = rec, .contact_mono = mono_ms() };
@@ -341,8 +377,15 @@ registry_event(registry_t *reg, const char *node_id, const Shoal__Event *ev,
 	*ret_ack_seq = e->rec->event_seq;
 	if (ev->seq <= e->rec->event_seq)
 		return 0; /* a resend: ack again */
-	if (ev->prev_seq > e->rec->event_seq)
-		return REGISTRY_EVENT_GAP; /* one before it was lost */
+	if (ev->prev_seq > e->rec->event_seq) {
+		/* One before it was lost. Ask for a resend once per hole:
+		 * the rest of the agent's window is refused quietly, or each
+		 * frame of it would set off a resend of its own. */
+		if (e->gap_told == e->rec->event_seq + 1)
+			return REGISTRY_EVENT_GAP_TOLD;
+		e->gap_told = e->rec->event_seq + 1;
+		return REGISTRY_EVENT_GAP;
+	}
 	se.node = (char *)node_id;
 	se.event = (Shoal__Event *)ev;
 	se.received_ms = now_ms();
@@ -466,6 +509,22 @@ registry_set_max_nodes(registry_t *reg, size_t max)
 	reg->max_nodes = max;
 }
 
+int
+registry_set_generation(registry_t *reg, const char *node_id,
+    uint64_t generation)
+{
+	entry_t *e = find(reg, node_id);
+	Shoal__Node next;
+
+	if (!e)
+		return SHOAL_E_NOT_FOUND;
+	if (generation <= e->rec->generation)
+		return 0;
+	next = *e->rec;
+	next.generation = generation;
+	return entry_update(reg, e, &next, 0);
+}
+
 size_t
 registry_index_after(registry_t *reg, const char *id)
 {
@@ -500,6 +559,10 @@ collect_one(const void *key, size_t klen, const void *val, size_t vlen,
 		shoal__stored_event__free_unpacked(se, NULL);
 		return 0;
 	}
+	/* Stored before the checks on event text existed, perhaps. */
+	wire_clean_text(se->event->kind, 64, 0);
+	wire_clean_text(se->event->service, WIRE_MAX_STRING, 0);
+	wire_clean_text(se->event->message, WIRE_MAX_MESSAGE, 1);
 	c->v[c->n++] = se;
 	return c->n == c->limit ? 1 : 0;
 }

@@ -17,9 +17,19 @@
 
 typedef struct registry registry_t;
 
-/* Databases the registry uses; the coordinator opens the store with these. */
+/* The coordinator's databases, opened together (the registry's and those
+ * of services.c); their indexes below. */
 extern const char *const registry_dbs[];
 extern const unsigned registry_ndbs;
+enum {
+	DB_NODES,
+	DB_EVENTS,
+	DB_META,
+	DB_SERVICES,  /* name -> ServiceRecord */
+	DB_REVISIONS, /* name, NUL, revision (big-endian) -> Revision */
+	DB_DESIRED,   /* node id -> DesiredState */
+	DB_STATUS,    /* node id -> StatusReport */
+};
 #define REGISTRY_SCHEMA 1
 /* Hello from a new node beyond this many is refused with SHOAL_E_LIMIT: a
  * peer inventing node ids must not grow the registry without bound. */
@@ -49,6 +59,11 @@ int registry_heartbeat(registry_t *reg, const char *node_id,
 /* Any other message from a known node counts as a sign of life. */
 const Shoal__Node *registry_touch(registry_t *reg, const char *node_id);
 
+/* Moves the node's desired-state generation up to generation (never
+ * down), written at once. */
+int registry_set_generation(registry_t *reg, const char *node_id,
+    uint64_t generation);
+
 /* The agent acknowledged generation. */
 int registry_ack(registry_t *reg, const char *node_id, uint64_t generation);
 
@@ -57,10 +72,12 @@ int registry_ack(registry_t *reg, const char *node_id, uint64_t generation);
  * this node (ev->prev_seq at or below the node's event_seq) and returns 0;
  * returns 0 without storing when it was stored already (seq at or below
  * event_seq); returns REGISTRY_EVENT_GAP without storing when events before
- * it never arrived, and the agent must send again from *ret_ack_seq + 1.
+ * it never arrived, and the agent must send again from *ret_ack_seq + 1;
+ * REGISTRY_EVENT_GAP_TOLD for the same hole again (the agent was told).
  * *ret_ack_seq is what to acknowledge: the highest sequence stored.
  */
 #define REGISTRY_EVENT_GAP 1
+#define REGISTRY_EVENT_GAP_TOLD 2
 int registry_event(registry_t *reg, const char *node_id, const Shoal__Event *ev,
     uint64_t *ret_ack_seq);
 

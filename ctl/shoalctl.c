@@ -21,14 +21,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "common/wire.h"
-
-#define EXIT_USAGE 2
-
-typedef struct ctl {
-	const char *control;
-	uint64_t timeout_ms;
-	int json;
-} ctl_t;
+#include "ctl/ctl.h"
 
 static void
 usage(FILE *f)
@@ -44,6 +37,15 @@ usage(FILE *f)
 	    "  events [--node ID] [--limit N] [--json]\n"
 	    "                                  the newest events agents "
 	    "reported\n"
+	    "  apply -f SPEC [--message M] [--json]\n"
+	    "                                  store a service spec as a new "
+	    "revision\n"
+	    "  services [--json]               list the services\n"
+	    "  status SERVICE [--json]         a service on each of its nodes\n"
+	    "  history SERVICE [--json]        a service's revisions, newest "
+	    "first\n"
+	    "  delete SERVICE                  remove a service from every "
+	    "node\n"
 	    "\n"
 	    "Options:\n"
 	    "      --control EP        the coordinator's control endpoint "
@@ -57,9 +59,7 @@ usage(FILE *f)
 	    "  -V, --version           show the version\n");
 }
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
+int
 fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -71,9 +71,6 @@ fail(const char *fmt, ...)
 	fputc('\n', stderr);
 	return 1;
 }
-
-/* Like fail(), for a command line that cannot be run: exit status 2. */
-#define usage_error(...) (fail(__VA_ARGS__), EXIT_USAGE)
 
 /* A missing ipc:// socket file means no coordinator: say so at once. */
 static int
@@ -90,7 +87,7 @@ check_endpoint(const char *ep)
 }
 
 /* Sends req and waits for the reply; the caller frees *ret. */
-static int
+int
 call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT, *in = NULL;
@@ -181,7 +178,7 @@ state_name(Shoal__Node__State s)
 	}
 }
 
-static json_t *
+json_t *
 time_json(uint64_t ms)
 {
 	char buf[RFC3339_LEN];
@@ -238,7 +235,7 @@ node_json(const Shoal__Node *n)
 	return o;
 }
 
-static int
+int
 print_json(json_t *j)
 {
 	int r = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
@@ -250,7 +247,7 @@ print_json(json_t *j)
 	return 0;
 }
 
-static void
+void
 ago(uint64_t ms, char *buf, size_t size)
 {
 	uint64_t now = now_ms(), d;
@@ -305,7 +302,7 @@ print_node_row(const Shoal__Node *n)
 
 /* -- commands ---------------------------------------------------------- */
 
-static int
+int
 parse_command_flags(int argc, char **argv, ctl_t *c, const char *help,
     const struct option *extra, int (*on_extra)(int, const char *, void *),
     void *arg)
@@ -314,16 +311,23 @@ parse_command_flags(int argc, char **argv, ctl_t *c, const char *help,
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 	};
+	char shorts[16] = "h";
+	size_t sl = 1;
 	int n = 2, ch;
 
-	for (; extra && extra->name && n < 7; extra++)
+	/* Each extra option's letter is its short form too (-f SPEC). */
+	for (; extra && extra->name && n < 7; extra++) {
 		opts[n++] = *extra;
+		shorts[sl++] = (char)extra->val;
+		if (extra->has_arg == required_argument)
+			shorts[sl++] = ':';
+	}
 	/* 0, not 1: glibc then starts over, and forgets the "+" (stop at
 	 * the first operand) that main()'s scan asked for. */
 	optind = 0;
 	opterr = 0;
 	/* Options may follow operands: "node show ID --json". */
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j':
 			c->json = 1;
@@ -332,8 +336,12 @@ parse_command_flags(int argc, char **argv, ctl_t *c, const char *help,
 			fputs(help, stdout);
 			return -1;
 		case '?':
-			fail("%s: unknown option '%s'", argv[0],
-			    argv[optind - 1]);
+			if (optopt && strchr(shorts, optopt))
+				fail("%s: option '%s' needs a value", argv[0],
+				    argv[optind - 1]);
+			else
+				fail("%s: unknown option '%s'", argv[0],
+				    argv[optind - 1]);
 			fputs(help, stderr);
 			return -EXIT_USAGE;
 		default:
@@ -408,6 +416,17 @@ cmd_nodes(ctl_t *c, int argc, char **argv)
 				    node_json(cr->nodes[k]));
 			else
 				print_node_row(cr->nodes[k]);
+		}
+		if (cr->next[0] && cr->n_nodes &&
+		    (strcmp(cr->next, cr->nodes[cr->n_nodes - 1]->id) != 0 ||
+		        (after && strcmp(cr->next, after) <= 0))) {
+			/* A page that does not move forward would never end. */
+			r = fail(
+			    "the coordinator sent a page of nodes that does "
+			    "not advance (next '%s')",
+			    cr->next);
+			shoal__envelope__free_unpacked(rep, NULL);
+			break;
 		}
 		free(after);
 		after = cr->next[0] && cr->n_nodes ? xstrdup(cr->next) : NULL;
@@ -611,6 +630,11 @@ static const struct command {
 	{ "nodes", cmd_nodes },
 	{ "node", cmd_node },
 	{ "events", cmd_events },
+	{ "apply", cmd_apply },
+	{ "services", cmd_services },
+	{ "status", cmd_status },
+	{ "history", cmd_history },
+	{ "delete", cmd_delete },
 };
 
 int

@@ -1,8 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # shoal's main job on one machine: installs what is needed, builds, starts
-# a coordinator and an agent on loopback in a scratch directory, and shows
-# the fleet with shoalctl. With --keep both stay running afterwards.
+# Podman's Docker API service, a coordinator and an agent on loopback in a
+# scratch directory, builds the example model's image, deploys it with
+# `shoalctl apply -f examples/iris.yaml`, waits until it is healthy and asks
+# it for a prediction. With --keep everything stays running afterwards.
 set -eu
 cd "$(dirname "$0")/.."
 keep=0
@@ -12,42 +14,90 @@ keep=0
 ./scripts/build.sh
 
 dir=$(mktemp -d /tmp/shoal-demo.XXXXXX)
+node=$(hostname -s)
 export SHOAL_CONTROL="ipc://$dir/control.sock"
+export CONTAINERS_CONF="$dir/containers.conf"
+./scripts/podman-conf.sh "$CONTAINERS_CONF"
+
+podman system service --time=0 "unix://$dir/podman.sock" >"$dir/podman.log" 2>&1 &
+podman=$!
 ./shoal-coordinator -c /dev/null --state-dir "$dir/coordinator" \
 	--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401 \
 	--control "$SHOAL_CONTROL" >"$dir/coordinator.log" 2>&1 &
 coord=$!
-./shoal-agent -c /dev/null --state-dir "$dir/agent" --node-id "$(hostname -s)" \
+./shoal-agent -c /dev/null --state-dir "$dir/agent" --node-id "$node" \
 	--label role=model --coordinator tcp://127.0.0.1:7400 \
+	--runtime-socket "$dir/podman.sock" \
 	--heartbeat 1s >"$dir/agent.log" 2>&1 &
 agent=$!
 stop() {
-	kill "$agent" "$coord" 2>/dev/null || true
+	./shoalctl delete iris >/dev/null 2>&1 && sleep 3
+	kill "$agent" "$coord" "$podman" 2>/dev/null || true
 	wait 2>/dev/null || true
+	podman ps -aq --filter "label=shoal.node=$node" | xargs -r podman rm -f >/dev/null 2>&1 || true
 }
 [ $keep -eq 1 ] || trap stop EXIT
 
-echo "demo: coordinator (pid $coord) and agent (pid $agent) in $dir"
-i=0
-until ./shoalctl nodes --json 2>/dev/null | grep -q '"online"'; do
-	i=$((i + 1))
-	if [ $i -gt 100 ] || ! kill -0 "$coord" 2>/dev/null; then
-		echo "demo: the agent did not come online; logs:" >&2
-		cat "$dir/coordinator.log" "$dir/agent.log" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
+logs() {
+	echo "demo: $1; logs in $dir:" >&2
+	tail -n 20 "$dir/coordinator.log" "$dir/agent.log" >&2
+	exit 1
+}
+# wait_until SECONDS WHAT COMMAND...
+wait_until() {
+	limit=$(($1 * 10)) what=$2 i=0
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -gt "$limit" ] && logs "$what did not happen in time"
+		sleep 0.1
+	done
+}
+
+echo "demo: podman (pid $podman), coordinator (pid $coord) and agent (pid $agent) in $dir"
+wait_until 30 "the agent coming online" sh -c './shoalctl nodes --json | grep -q "\"online\""'
 echo "\$ shoalctl nodes"
 ./shoalctl nodes
 echo
-echo "\$ shoalctl node show $(hostname -s)"
-./shoalctl node show "$(hostname -s)"
+
+echo "demo: building the example model's image (podman import)"
+MODEL_SERVER=./examples/model-server ./examples/build-image.sh >"$dir/image.log" 2>&1 ||
+	logs "the image build failed (see $dir/image.log)"
+
+echo "\$ shoalctl apply -f examples/iris.yaml"
+./shoalctl apply -f examples/iris.yaml --message "demo"
+echo
+# Progress: one line per change of the node's state.
+last=""
+i=0
+while :; do
+	state=$(./shoalctl status iris --json 2>/dev/null |
+		sed -n 's/.*"state": "\([a-z]*\)".*/\1/p' | head -n 1)
+	if [ -n "$state" ] && [ "$state" != "$last" ]; then
+		echo "demo: iris on $node: $state"
+		last=$state
+	fi
+	[ "$state" = healthy ] && break
+	[ "$state" = failed ] && { ./shoalctl status iris; logs "the model failed"; }
+	i=$((i + 1))
+	[ $i -gt 1200 ] && logs "the model did not turn healthy in 2 minutes"
+	sleep 0.1
+done
+echo
+echo "\$ shoalctl status iris"
+./shoalctl status iris
+endpoint=$(./shoalctl status iris --json | sed -n 's/.*"endpoint": "\([^"]*\)".*/\1/p' | head -n 1)
+echo
+echo "\$ curl -d '{\"features\": [6.7, 3.0, 5.2, 2.3]}' http://$endpoint/v1/predict"
+curl -sf -H 'Content-Type: application/json' \
+	-d '{"features": [6.7, 3.0, 5.2, 2.3]}' "http://$endpoint/v1/predict" ||
+	logs "the model did not answer"
+echo
 echo
 echo "\$ shoalctl events"
 ./shoalctl events
 if [ $keep -eq 1 ]; then
 	echo
 	echo "demo: still running. export SHOAL_CONTROL=$SHOAL_CONTROL to use ./shoalctl;"
-	echo "demo: stop with: kill $agent $coord"
+	echo "demo: stop with: ./shoalctl delete iris; kill $agent $coord $podman"
 fi

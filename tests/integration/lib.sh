@@ -4,6 +4,7 @@
 # for a condition with a deadline (a deadline, never a timing assertion).
 
 : "${SHOAL_BUILDDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${SHOAL_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
 export PATH="$SHOAL_BUILDDIR:$SHOAL_BUILDDIR/tests/tools:$PATH"
 
 tap_n=0

@@ -12,21 +12,9 @@ podman_ready() {
 start_podman() {
 	[ "$(id -u)" -eq 0 ] || skip_all "real containers need root (rootful Podman)"
 	need podman runc curl
-	local dir="$SCRATCH/podman" nofile nproc
+	local dir="$SCRATCH/podman"
 	mkdir -p "$dir"
-	nofile=$(ulimit -Hn)
-	nproc=$(ulimit -Hu)
-	[ "$nofile" = unlimited ] && nofile=65536
-	[ "$nproc" = unlimited ] && nproc=65536
-	[ "$nofile" -gt 65536 ] && nofile=65536
-	[ "$nproc" -gt 4096 ] && nproc=4096
-	[ "$nofile" -gt 4096 ] && nofile=4096
-	cat >"$dir/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-[engine]
-runtime = "runc"
-CONF
+	sh "$SHOAL_SRCDIR/scripts/podman-conf.sh" "$dir/containers.conf"
 	export CONTAINERS_CONF="$dir/containers.conf"
 	export SHOAL_RUNTIME_SOCKET="$dir/podman.sock"
 	start podman podman system service --time=0 "unix://$SHOAL_RUNTIME_SOCKET"

@@ -76,6 +76,13 @@ check "options may follow the node id" \
 	json_ok '.id == "node-a" and .state == "online"' shoalctl node show node-a --json
 check "nodes, a page of one node at a time, lists all three in id order" \
 	json_ok 'map(.id) == ["node-a", "node-b", "node-c"]' shoalctl nodes --chunk-size 1 --json
+poke --list-nodes "$SHOAL_CONTROL" "" 1 >"$SCRATCH/page1.txt" &&
+	poke --list-nodes "$SHOAL_CONTROL" node-a 1 >"$SCRATCH/page2.txt" &&
+	poke --list-nodes "$SHOAL_CONTROL" node-c 5 >"$SCRATCH/page3.txt"
+[ "$(cat "$SCRATCH/page1.txt")" = "$(printf 'node node-a\nnext node-a')" ] &&
+	[ "$(cat "$SCRATCH/page2.txt")" = "$(printf 'node node-b\nnext node-b')" ] &&
+	[ "$(cat "$SCRATCH/page3.txt")" = "next " ]
+ok $? "the coordinator pages nodes: one after another, then an empty last page"
 shoalctl node show node-a >"$SCRATCH/show.txt" 2>&1
 check "node show prints the node" grep -q "^id: *node-a" "$SCRATCH/show.txt"
 shoalctl node show no-such-node >/dev/null 2>"$SCRATCH/err.txt"

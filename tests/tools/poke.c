@@ -118,6 +118,48 @@ hello_init(Shoal__Envelope *env, Shoal__Hello *hello, Shoal__Facts *facts,
 	hello->facts = facts;
 }
 
+/*
+ * poke --list-nodes CONTROL AFTER LIMIT: one raw ListNodes page, printed as
+ * "node ID" lines and a "next ID" line, so a test sees the paging itself
+ * (shoalctl joins the pages).
+ */
+static int
+list_nodes(const char *ep, const char *after, const char *limit)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT, *in = NULL;
+	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
+	Shoal__ListNodes ln = SHOAL__LIST_NODES__INIT;
+	zsock_t *s = zsock_new(ZMQ_REQ);
+	zframe_t *f;
+	int r = 1;
+
+	zsock_set_rcvtimeo(s, 5000);
+	zsock_set_linger(s, 0);
+	if (zsock_connect(s, "%s", ep) < 0)
+		return 2;
+	ln.after = (char *)after;
+	ln.limit = (uint32_t)atoi(limit);
+	req.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_NODES;
+	req.list_nodes = &ln;
+	env.version = SHOAL_PROTOCOL_VERSION;
+	env.body_case = SHOAL__ENVELOPE__BODY_CONTROL_REQUEST;
+	env.control_request = &req;
+	send_env(s, &env);
+	f = zframe_recv(s);
+	if (f && wire_unpack(zframe_data(f), zframe_size(f), &in, NULL) == 0 &&
+	    in->body_case == SHOAL__ENVELOPE__BODY_CONTROL_REPLY) {
+		for (size_t i = 0; i < in->control_reply->n_nodes; i++)
+			printf("node %s\n", in->control_reply->nodes[i]->id);
+		printf("next %s\n", in->control_reply->next);
+		r = 0;
+	}
+	if (in)
+		shoal__envelope__free_unpacked(in, NULL);
+	zframe_destroy(&f);
+	zsock_destroy(&s);
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -135,12 +177,16 @@ main(int argc, char **argv)
 	zmsg_t *m;
 	char line[128];
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: poke ENDPOINT\n");
-		return 2;
-	}
 	zsys_init();
 	zsys_set_logstream(NULL);
+	if (argc == 5 && strcmp(argv[1], "--list-nodes") == 0)
+		return list_nodes(argv[2], argv[3], argv[4]);
+	if (argc != 2) {
+		fprintf(stderr,
+		    "usage: poke ENDPOINT\n"
+		    "       poke --list-nodes CONTROL AFTER LIMIT\n");
+		return 2;
+	}
 	s = dealer(argv[1]);
 
 	hello_init(&env, &hello, &facts, "poke");

@@ -13,6 +13,7 @@
 #include "agent/outbox.h"
 #include "common/error.h"
 #include "common/store.h"
+#include "common/wire.h"
 #include "tests/tap.h"
 
 enum { DB_META, DB_OUTBOX };
@@ -34,6 +35,15 @@ collect(const Shoal__Event *ev, void *arg)
 		snprintf(s->kind[s->n], sizeof s->kind[0], "%s", ev->kind);
 		s->n++;
 	}
+	return 0;
+}
+
+static char last_msg[WIRE_MAX_MESSAGE + 1];
+
+static int
+keep_message(const Shoal__Event *ev, void *arg)
+{
+	snprintf(last_msg, sizeof last_msg, "%s", ev->message);
 	return 0;
 }
 
@@ -127,6 +137,27 @@ main(void)
 	outbox_pending(ob, 0, 10, collect, &s);
 	ok(s.n == 2 && strcmp(s.kind[1], "outbox.overflow") == 0,
 	    "an overflow note follows once there is room");
+
+	/* Text the coordinator would refuse is cleaned on the way in: a
+	 * refused event would hold up every later one. */
+	{
+		char big[WIRE_MAX_MESSAGE + 8];
+
+		outbox_push(ob, "c.text", NULL, "exit: \x1b[31mred\r");
+		outbox_pending(ob, outbox_last_seq(ob) - 1, 1, keep_message,
+		    NULL);
+		is_str(last_msg, "exit: ?[31mred?",
+		    "control characters in a message become '?'");
+		memset(big, 'x', sizeof big - 4);
+		memcpy(big + WIRE_MAX_MESSAGE - 2, "\xe6\x97\xa5", 3);
+		big[WIRE_MAX_MESSAGE + 1] = '\0';
+		outbox_push(ob, "c.long", NULL, "%s", big);
+		outbox_pending(ob, outbox_last_seq(ob) - 1, 1, keep_message,
+		    NULL);
+		ok(strlen(last_msg) == WIRE_MAX_MESSAGE - 2,
+		    "a long message is cut before a character split at the "
+		    "limit");
+	}
 
 	outbox_close(&ob);
 	store_close(&store);

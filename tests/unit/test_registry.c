@@ -155,6 +155,10 @@ main(void)
 	is_int(registry_event(reg, "node-a", &ev, &ack), REGISTRY_EVENT_GAP,
 	    "an event after a gap is refused");
 	is_int(ack, 1, "the acknowledgement names the last one stored");
+	ev = chained(3, 4, "k.four");
+	is_int(registry_event(reg, "node-a", &ev, &ack),
+	    REGISTRY_EVENT_GAP_TOLD,
+	    "the rest of the window is refused without a second resend");
 	registry_events(reg, "node-a", 100, &evs, &nev);
 	is_int(nev, 3, "nothing after the gap is stored (two of store-1, one)");
 	registry_events_free(evs, nev);

@@ -714,6 +714,37 @@ test_text(void)
 	}
 }
 
+/* Cleaning what an agent reads from its host, or an old record. */
+static void
+test_clean(void)
+{
+	static const struct {
+		const char *in, *out, *name;
+		size_t max;
+		int free_text;
+	} cases[] = {
+		{ "plain", "plain", "clean text is left alone", 16, 0 },
+		{ "Debian\r", "Debian?", "a carriage return becomes '?'", 16,
+		    0 },
+		{ "a\nb", "a?b", "a newline in a name becomes '?'", 16, 0 },
+		{ "a\nb", "a\nb", "a newline in free text stays", 16, 1 },
+		{ "caf\xe9", "caf?", "a Latin-1 byte becomes '?'", 16, 0 },
+		{ "\xc0\xaf", "??",
+		    "an overlong form becomes two question marks", 16, 0 },
+		{ "ab\xe6\x97\xa5", "ab", "a cut inside a character drops it",
+		    4, 0 },
+		{ "abcdef", "abcd", "a long string is cut at max", 4, 0 },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char buf[64];
+
+		snprintf(buf, sizeof buf, "%s", cases[i].in);
+		wire_clean_text(buf, cases[i].max, cases[i].free_text);
+		is_str(buf, cases[i].out, cases[i].name);
+	}
+}
+
 /* Numbers a peer controls: figures, generations, sequences, paging. */
 static void
 test_numbers(void)
@@ -804,6 +835,7 @@ main(void)
 	test_fuzz();
 	test_invalid();
 	test_text();
+	test_clean();
 	test_numbers();
 	return done_testing();
 }

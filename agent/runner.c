@@ -1,0 +1,1096 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The service runner (see runner.h). Each desired service has a slot with
+ * up to three containers: the active one (serving), a candidate being
+ * brought up for a new revision, and the previous one, stopped and kept for
+ * an instant rollback. A timer steps every slot that has no job in flight:
+ *
+ *   no active container of the wanted revision -> prepare (pull) -> start
+ *   candidate -> probe until healthy (switch) or failed (remove candidate)
+ *   active -> probe; died or unhealthy -> restart with backoff
+ *   service no longer wanted -> remove its containers
+ *
+ * A failed revision is not retried until the desired state changes; the
+ * active container of the previous revision keeps serving meanwhile.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "agent/docker.h"
+#include "agent/jobs.h"
+#include "agent/runner.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define TICK_MS 200
+#define WORKERS 4
+#define OPEN_RETRY_MS 5000
+#define STOP_TIMEOUT_S 10
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 60000
+/* Healthy this long after a restart: the next crash starts from the
+ * shortest backoff again. */
+#define BACKOFF_RESET_MS 60000
+/* Without a health check: how often a running container is looked at. */
+#define WATCH_MS 2000
+#define HEALTHY_DEADLINE_DEFAULT_MS (5 * 60 * 1000)
+#define REASON_MAX 512
+
+typedef struct ctr {
+	char id[DOCKER_ID_MAX + 1]; /* empty: none */
+	uint64_t revision;
+	unsigned port;
+} ctr_t;
+
+typedef struct slot {
+	char name[SERVICE_NAME_MAX + 1];
+	Shoal__ServiceAssignment *want; /* owned; NULL: remove the service */
+	ctr_t active, cand, prev;
+	int busy; /* a job in flight */
+
+	/* status */
+	Shoal__ServiceStatus__State state;
+	uint64_t state_rev;
+	char reason[REASON_MAX];
+	uint64_t since_ms;
+	uint32_t restarts;
+	uint64_t failed_rev; /* its bring-up failed: wait for a new state */
+
+	/* health of the container being watched (candidate or active) */
+	unsigned ok_streak, fail_streak;
+	uint64_t started_mono;
+	uint64_t next_probe_mono;
+	int need_restart;
+	uint64_t next_restart_mono;
+	uint64_t backoff_ms;
+	uint64_t healthy_since_mono;
+} slot_t;
+
+struct runner {
+	zloop_t *loop;
+	jobs_t *jobs;
+	int timer;
+	char *node;
+	char *socket;
+	runner_hooks_t hooks;
+
+	docker_t *docker; /* NULL until the runtime answered */
+	int opening;
+	uint64_t next_open_mono;
+	char runtime_err[REASON_MAX];
+	int listing;
+	int adopted; /* the first container list is in */
+
+	slot_t *v;
+	size_t n;
+
+	/* runner_status() storage */
+	Shoal__ServiceStatus *st;
+	Shoal__ServiceStatus **stp;
+	char (*endpoints)[32];
+};
+
+enum job_kind {
+	J_OPEN,
+	J_LIST,
+	J_PREPARE,
+	J_START,
+	J_PROBE,
+	J_RESTART,
+	J_SWITCH,
+	J_REMOVE,
+};
+
+typedef struct rjob {
+	job_t base;
+	runner_t *rn;
+	enum job_kind kind;
+	char service[SERVICE_NAME_MAX + 1];
+	uint64_t revision;
+	docker_t *docker;
+	Shoal__ServiceSpec *spec; /* owned copy */
+	char name[192];
+	char id[DOCKER_ID_MAX + 1];
+	char id2[DOCKER_ID_MAX + 1];
+	char **ids; /* J_REMOVE */
+	size_t nids;
+	/* results */
+	int r;
+	char err[REASON_MAX];
+	unsigned port;
+	char state[16];
+	int exit_code;
+	int probe_ok;
+	docker_container_t *list;
+	size_t nlist;
+} rjob_t;
+
+static void set_state(runner_t *rn, slot_t *s, Shoal__ServiceStatus__State st,
+    uint64_t rev, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void emit(runner_t *rn, const char *kind, const char *service,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+emit(runner_t *rn, const char *kind, const char *service, const char *fmt, ...)
+{
+	char msg[REASON_MAX + 128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (rn->hooks.event)
+		rn->hooks.event(kind, service, msg, rn->hooks.arg);
+}
+
+static void
+set_state(runner_t *rn, slot_t *s, Shoal__ServiceStatus__State st, uint64_t rev,
+    const char *fmt, ...)
+{
+	char reason[REASON_MAX] = "";
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(reason, sizeof reason, fmt, ap);
+		va_end(ap);
+	}
+	if (s->state == st && s->state_rev == rev &&
+	    strcmp(s->reason, reason) == 0)
+		return;
+	if (s->state != st || s->state_rev != rev)
+		s->since_ms = now_ms();
+	s->state = st;
+	s->state_rev = rev;
+	snprintf(s->reason, sizeof s->reason, "%s", reason);
+	if (rn->hooks.status_changed)
+		rn->hooks.status_changed(rn->hooks.arg);
+}
+
+static Shoal__ServiceSpec *
+spec_copy(const Shoal__ServiceSpec *spec)
+{
+	size_t n = shoal__service_spec__get_packed_size(spec);
+	uint8_t *buf = xmalloc(n + 1);
+	Shoal__ServiceSpec *copy;
+
+	shoal__service_spec__pack(spec, buf);
+	copy = shoal__service_spec__unpack(NULL, n, buf);
+	free(buf);
+	if (!copy)
+		abort();
+	return copy;
+}
+
+static Shoal__ServiceAssignment *
+assignment_copy(const Shoal__ServiceAssignment *a)
+{
+	size_t n = shoal__service_assignment__get_packed_size(a);
+	uint8_t *buf = xmalloc(n + 1);
+	Shoal__ServiceAssignment *copy;
+
+	shoal__service_assignment__pack(a, buf);
+	copy = shoal__service_assignment__unpack(NULL, n, buf);
+	free(buf);
+	if (!copy)
+		abort();
+	return copy;
+}
+
+static slot_t *
+find_slot(runner_t *rn, const char *name)
+{
+	for (size_t i = 0; i < rn->n; i++)
+		if (strcmp(rn->v[i].name, name) == 0)
+			return &rn->v[i];
+	return NULL;
+}
+
+static slot_t *
+add_slot(runner_t *rn, const char *name)
+{
+	slot_t *s;
+
+	rn->v = xrealloc(rn->v, (rn->n + 1) * sizeof *rn->v);
+	s = &rn->v[rn->n++];
+	memset(s, 0, sizeof *s);
+	snprintf(s->name, sizeof s->name, "%s", name);
+	s->backoff_ms = BACKOFF_MIN_MS;
+	s->since_ms = now_ms();
+	return s;
+}
+
+static void
+drop_slot(runner_t *rn, slot_t *s)
+{
+	size_t i = (size_t)(s - rn->v);
+
+	if (s->want)
+		shoal__service_assignment__free_unpacked(s->want, NULL);
+	memmove(&rn->v[i], &rn->v[i + 1], (rn->n - i - 1) * sizeof *rn->v);
+	rn->n--;
+	if (rn->hooks.status_changed)
+		rn->hooks.status_changed(rn->hooks.arg);
+}
+
+/* -- jobs (worker threads) --------------------------------------------- */
+
+/* The container's name: unique per node, service and revision, so agents
+ * sharing a runtime never collide. */
+static void
+container_name(const char *node, const char *service, uint64_t rev, char *buf,
+    size_t size)
+{
+	snprintf(buf, size, "shoal-%s-%s-r%llu", node, service,
+	    (unsigned long long)rev);
+}
+
+static void
+run_prepare(rjob_t *j)
+{
+	int r = docker_image_present(j->docker, j->spec->image, j->err,
+	    sizeof j->err);
+
+	if (r == 0)
+		r = docker_pull(j->docker, j->spec->image, NULL, NULL, j->err,
+		    sizeof j->err);
+	j->r = r < 0 ? r : 0;
+}
+
+static void
+run_start(rjob_t *j)
+{
+	const Shoal__ServiceSpec *sp = j->spec;
+	docker_create_t c = { 0 };
+	docker_container_t info;
+	char rev[24], err[REASON_MAX];
+	const char **env = xcalloc(sp->n_env + 1, sizeof *env);
+	const char **cmd = NULL;
+	const char *labels[] = { "shoal.managed", "true", "shoal.service",
+		sp->service, "shoal.revision", rev, "shoal.node", j->rn->node,
+		NULL };
+	char **envbuf = xcalloc(sp->n_env + 1, sizeof *envbuf);
+	int r;
+
+	snprintf(rev, sizeof rev, "%llu", (unsigned long long)j->revision);
+	for (size_t i = 0; i < sp->n_env; i++) {
+		envbuf[i] =
+		    xasprintf("%s=%s", sp->env[i]->name, sp->env[i]->value);
+		env[i] = envbuf[i];
+	}
+	if (sp->n_command) {
+		cmd = xcalloc(sp->n_command + 1, sizeof *cmd);
+		for (size_t i = 0; i < sp->n_command; i++)
+			cmd[i] = sp->command[i];
+	}
+	c.name = j->name;
+	c.image = sp->image;
+	c.cmd = cmd;
+	c.env = env;
+	c.labels = labels;
+	c.port = sp->port;
+	if (sp->resources) {
+		c.memory_bytes = sp->resources->memory_bytes;
+		c.cpus = sp->resources->cpus;
+		c.gpus = sp->resources->gpus;
+	}
+	/* A container of this name is what a crash in the middle of an
+	 * earlier attempt left behind. */
+	docker_remove(j->docker, j->name, 1, err, sizeof err);
+	r = docker_create(j->docker, &c, j->id, j->err, sizeof j->err);
+	if (r == 0)
+		r = docker_start(j->docker, j->id, j->err, sizeof j->err);
+	if (r == 0)
+		r = docker_inspect(j->docker, j->id, &info, j->err,
+		    sizeof j->err);
+	if (r == 0)
+		j->port = info.host_port;
+	else if (j->id[0])
+		docker_remove(j->docker, j->id, 1, err, sizeof err);
+	j->r = r;
+	for (size_t i = 0; i < sp->n_env; i++)
+		free(envbuf[i]);
+	free(envbuf);
+	free(env);
+	free(cmd);
+}
+
+static size_t
+discard_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	return size * nmemb;
+}
+
+/* One HTTP probe; 1 when the answer had the expected status. */
+static int
+http_probe(unsigned port, const Shoal__HealthCheck *h, char *err, size_t errlen)
+{
+	CURL *curl = curl_easy_init();
+	char url[512];
+	long status = 0;
+	CURLcode cc;
+
+	if (!curl)
+		abort();
+	snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, h->path);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)h->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
+	cc = curl_easy_perform(curl);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(curl);
+	if (cc != CURLE_OK) {
+		snprintf(err, errlen, "GET %s: %s", h->path,
+		    curl_easy_strerror(cc));
+		return 0;
+	}
+	if (status != (long)h->expect_status) {
+		snprintf(err, errlen, "GET %s: status %ld, expected %u",
+		    h->path, status, h->expect_status);
+		return 0;
+	}
+	return 1;
+}
+
+static void
+run_probe(rjob_t *j)
+{
+	docker_container_t info;
+
+	j->r = docker_inspect(j->docker, j->id, &info, j->err, sizeof j->err);
+	if (j->r < 0)
+		return;
+	snprintf(j->state, sizeof j->state, "%s", info.state);
+	j->exit_code = info.exit_code;
+	j->port = info.host_port;
+	if (strcmp(info.state, "running") != 0)
+		return;
+	if (!j->spec->health) {
+		j->probe_ok = 1;
+		return;
+	}
+	if (!info.host_port) {
+		snprintf(j->err, sizeof j->err,
+		    "container port %u is not published", j->spec->port);
+		return;
+	}
+	j->probe_ok =
+	    http_probe(info.host_port, j->spec->health, j->err, sizeof j->err);
+}
+
+static void
+run_restart(rjob_t *j)
+{
+	docker_container_t info;
+	char err[REASON_MAX];
+
+	docker_stop(j->docker, j->id, STOP_TIMEOUT_S, err, sizeof err);
+	j->r = docker_start(j->docker, j->id, j->err, sizeof j->err);
+	if (j->r == 0)
+		j->r = docker_inspect(j->docker, j->id, &info, j->err,
+		    sizeof j->err);
+	if (j->r == 0)
+		j->port = info.host_port;
+}
+
+static void
+run_job(job_t *job)
+{
+	rjob_t *j = (rjob_t *)job;
+	char err[REASON_MAX];
+
+	switch (j->kind) {
+	case J_OPEN:
+		j->r = docker_open(j->rn->socket, &j->docker, j->err,
+		    sizeof j->err);
+		break;
+	case J_LIST:
+		j->r = docker_list(j->docker, "shoal.node", j->rn->node,
+		    &j->list, &j->nlist, j->err, sizeof j->err);
+		break;
+	case J_PREPARE:
+		run_prepare(j);
+		break;
+	case J_START:
+		run_start(j);
+		break;
+	case J_PROBE:
+		run_probe(j);
+		break;
+	case J_RESTART:
+		run_restart(j);
+		break;
+	case J_SWITCH:
+		/* id: the old active, stopped and kept; id2: the one before
+		 * it, removed. */
+		j->r = 0;
+		if (j->id[0])
+			j->r = docker_stop(j->docker, j->id, STOP_TIMEOUT_S,
+			    j->err, sizeof j->err);
+		if (j->id2[0])
+			docker_remove(j->docker, j->id2, 1, err, sizeof err);
+		break;
+	case J_REMOVE:
+		j->r = 0;
+		for (size_t i = 0; i < j->nids; i++) {
+			int r = docker_remove(j->docker, j->ids[i], 1, j->err,
+			    sizeof j->err);
+
+			if (r < 0)
+				j->r = r;
+		}
+		break;
+	}
+}
+
+/* -- completions (loop thread) ----------------------------------------- */
+
+static void job_done(job_t *job, void *arg);
+
+static rjob_t *
+new_job(runner_t *rn, enum job_kind kind, slot_t *s)
+{
+	rjob_t *j = xcalloc(1, sizeof *j);
+
+	j->base.run = run_job;
+	j->base.done = job_done;
+	j->base.arg = rn;
+	j->rn = rn;
+	j->kind = kind;
+	j->docker = rn->docker;
+	if (s) {
+		snprintf(j->service, sizeof j->service, "%s", s->name);
+		if (s->want) {
+			j->revision = s->want->revision;
+			j->spec = spec_copy(s->want->spec);
+		}
+		s->busy = 1;
+	}
+	return j;
+}
+
+static void
+free_job(rjob_t *j)
+{
+	if (j->spec)
+		shoal__service_spec__free_unpacked(j->spec, NULL);
+	for (size_t i = 0; i < j->nids; i++)
+		free(j->ids[i]);
+	free(j->ids);
+	free(j->list);
+	free(j);
+}
+
+static uint64_t
+healthy_deadline_ms(const Shoal__ServiceSpec *spec)
+{
+	if (spec->update && spec->update->healthy_deadline_ms)
+		return spec->update->healthy_deadline_ms;
+	return HEALTHY_DEADLINE_DEFAULT_MS;
+}
+
+static uint64_t
+probe_interval_ms(const Shoal__ServiceSpec *spec)
+{
+	return spec->health ? spec->health->interval_ms : WATCH_MS;
+}
+
+static void
+watch(slot_t *s, uint64_t now)
+{
+	s->ok_streak = s->fail_streak = 0;
+	s->started_mono = now;
+	s->next_probe_mono = now;
+}
+
+static void
+remove_ids(runner_t *rn, slot_t *s, const char *a, const char *b, const char *c)
+{
+	const char *ids[] = { a, b, c };
+	rjob_t *j = new_job(rn, J_REMOVE, s);
+
+	j->ids = xcalloc(3, sizeof *j->ids);
+	for (int i = 0; i < 3; i++)
+		if (ids[i] && ids[i][0])
+			j->ids[j->nids++] = xstrdup(ids[i]);
+	jobs_submit(rn->jobs, &j->base);
+}
+
+static void
+candidate_failed(runner_t *rn, slot_t *s, const char *why)
+{
+	set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__FAILED,
+	    s->want->revision, "%s", why);
+	emit(rn, "service.failed", s->name, "revision %llu failed: %s",
+	    (unsigned long long)s->want->revision, why);
+	log_warning("service %s revision %llu failed: %s%s", s->name,
+	    (unsigned long long)s->want->revision, why,
+	    s->active.id[0] ? "; the previous revision keeps serving" : "");
+	s->failed_rev = s->want->revision;
+	if (s->cand.id[0]) {
+		char id[DOCKER_ID_MAX + 1];
+
+		snprintf(id, sizeof id, "%s", s->cand.id);
+		s->cand = (ctr_t){ 0 };
+		remove_ids(rn, s, id, NULL, NULL);
+	}
+}
+
+static void
+switch_to_candidate(runner_t *rn, slot_t *s)
+{
+	rjob_t *j = new_job(rn, J_SWITCH, s);
+
+	snprintf(j->id, sizeof j->id, "%s", s->active.id);
+	snprintf(j->id2, sizeof j->id2, "%s", s->prev.id);
+	if (s->active.id[0])
+		s->prev = s->active;
+	else
+		s->prev = (ctr_t){ 0 };
+	s->active = s->cand;
+	s->cand = (ctr_t){ 0 };
+	s->healthy_since_mono = mono_ms();
+	s->backoff_ms = BACKOFF_MIN_MS;
+	set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__HEALTHY,
+	    s->active.revision, NULL);
+	emit(rn, "service.healthy", s->name,
+	    "revision %llu healthy at 127.0.0.1:%u",
+	    (unsigned long long)s->active.revision, s->active.port);
+	log_info("service %s revision %llu healthy at 127.0.0.1:%u", s->name,
+	    (unsigned long long)s->active.revision, s->active.port);
+	jobs_submit(rn->jobs, &j->base);
+}
+
+static void
+probe_candidate(runner_t *rn, slot_t *s, rjob_t *j, uint64_t now)
+{
+	const Shoal__ServiceSpec *spec = s->want->spec;
+	char why[REASON_MAX + 64];
+
+	if (j->r < 0) {
+		candidate_failed(rn, s, j->err);
+		return;
+	}
+	s->cand.port = j->port;
+	if (strcmp(j->state, "running") != 0) {
+		snprintf(why, sizeof why, "container %s (exit code %d)",
+		    j->state, j->exit_code);
+		candidate_failed(rn, s, why);
+		return;
+	}
+	if (j->probe_ok) {
+		s->fail_streak = 0;
+		if (++s->ok_streak >=
+		    (spec->health ? spec->health->healthy_threshold : 1))
+			switch_to_candidate(rn, s);
+		return;
+	}
+	s->ok_streak = 0;
+	if (spec->health &&
+	    now - s->started_mono >= spec->health->start_period_ms &&
+	    ++s->fail_streak >= spec->health->unhealthy_threshold) {
+		snprintf(why, sizeof why,
+		    "health check failed %u times in a row: %s", s->fail_streak,
+		    j->err);
+		candidate_failed(rn, s, why);
+		return;
+	}
+	if (now - s->started_mono > healthy_deadline_ms(spec)) {
+		snprintf(why, sizeof why,
+		    "not healthy within %llums (healthy_deadline): %s",
+		    (unsigned long long)healthy_deadline_ms(spec), j->err);
+		candidate_failed(rn, s, why);
+	}
+}
+
+static void
+schedule_restart(runner_t *rn, slot_t *s, const char *why, uint64_t now)
+{
+	if (s->healthy_since_mono &&
+	    now - s->healthy_since_mono > BACKOFF_RESET_MS)
+		s->backoff_ms = BACKOFF_MIN_MS;
+	s->need_restart = 1;
+	s->next_restart_mono = now + s->backoff_ms;
+	if (s->active.revision == s->want->revision)
+		set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__UNHEALTHY,
+		    s->active.revision, "%s; restarting in %llus", why,
+		    (unsigned long long)(s->backoff_ms / 1000));
+	emit(rn, "container.died", s->name, "revision %llu: %s",
+	    (unsigned long long)s->active.revision, why);
+	log_warning("service %s: %s; restarting in %llums", s->name, why,
+	    (unsigned long long)s->backoff_ms);
+	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+	                                                   : s->backoff_ms * 2;
+	s->healthy_since_mono = 0;
+}
+
+static void
+probe_active(runner_t *rn, slot_t *s, rjob_t *j, uint64_t now)
+{
+	const Shoal__ServiceSpec *spec = s->want->spec;
+	/* An older revision, serving after the wanted one failed: keep it
+	 * running, but the status stays about the failure. */
+	int current = s->active.revision == s->want->revision;
+	char why[REASON_MAX + 64];
+
+	if (j->r == SHOAL_E_NOT_FOUND) {
+		/* Removed from outside: start over from the image. */
+		emit(rn, "container.died", s->name,
+		    "revision %llu: container %.12s is gone",
+		    (unsigned long long)s->active.revision, s->active.id);
+		s->active = (ctr_t){ 0 };
+		if (current) {
+			s->failed_rev = 0;
+			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__PENDING,
+			    s->want->revision,
+			    "container removed from outside");
+		}
+		return;
+	}
+	if (j->r < 0)
+		return; /* the runtime is busy or away: look again later */
+	if (j->port)
+		s->active.port = j->port;
+	if (strcmp(j->state, "running") != 0) {
+		snprintf(why, sizeof why, "container %s (exit code %d)",
+		    j->state, j->exit_code);
+		schedule_restart(rn, s, why, now);
+		return;
+	}
+	if (j->probe_ok) {
+		s->fail_streak = 0;
+		if (current &&
+		    s->state != SHOAL__SERVICE_STATUS__STATE__HEALTHY) {
+			s->healthy_since_mono = now;
+			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__HEALTHY,
+			    s->active.revision, NULL);
+			emit(rn, "service.healthy", s->name,
+			    "revision %llu healthy at 127.0.0.1:%u",
+			    (unsigned long long)s->active.revision,
+			    s->active.port);
+		}
+		return;
+	}
+	if (!spec->health ||
+	    now - s->started_mono < spec->health->start_period_ms)
+		return;
+	if (++s->fail_streak >= spec->health->unhealthy_threshold) {
+		snprintf(why, sizeof why,
+		    "health check failed %u times in a row: %s", s->fail_streak,
+		    j->err);
+		s->fail_streak = 0;
+		schedule_restart(rn, s, why, now);
+	}
+}
+
+/* The first list of this node's containers: adopt what matches the
+ * desired state, keep one previous container per service, and remove the
+ * rest. */
+static void
+adopt(runner_t *rn, rjob_t *j)
+{
+	char **garbage = NULL;
+	size_t ng = 0;
+
+	for (size_t i = 0; i < j->nlist; i++) {
+		const docker_container_t *c = &j->list[i];
+		slot_t *s = find_slot(rn, c->service);
+		int running = strcmp(c->state, "running") == 0;
+		ctr_t ctr = { .revision = c->revision, .port = c->host_port };
+
+		snprintf(ctr.id, sizeof ctr.id, "%s", c->id);
+		if (!s || !s->want) {
+			garbage = xrealloc(garbage, (ng + 1) * sizeof *garbage);
+			garbage[ng++] = xstrdup(c->id);
+			continue;
+		}
+		if (c->revision == s->want->revision ||
+		    (running && !s->active.id[0])) {
+			/* The wanted revision, or a running older one that
+			 * serves until the wanted one is healthy. */
+			if (s->active.id[0] &&
+			    s->active.revision != s->want->revision) {
+				garbage = xrealloc(garbage,
+				    (ng + 1) * sizeof *garbage);
+				garbage[ng++] = xstrdup(s->active.id);
+			}
+			s->active = ctr;
+			watch(s, mono_ms());
+			if (!running && c->revision == s->want->revision)
+				s->need_restart = 1;
+			log_info("service %s: adopted container %.12s "
+			         "(revision %llu, %s)",
+			    s->name, c->id, (unsigned long long)c->revision,
+			    c->state);
+			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__STARTING,
+			    c->revision, "adopted after an agent restart");
+		} else if (!s->prev.id[0] || c->revision > s->prev.revision) {
+			if (s->prev.id[0]) {
+				garbage = xrealloc(garbage,
+				    (ng + 1) * sizeof *garbage);
+				garbage[ng++] = xstrdup(s->prev.id);
+			}
+			s->prev = ctr;
+		} else {
+			garbage = xrealloc(garbage, (ng + 1) * sizeof *garbage);
+			garbage[ng++] = xstrdup(c->id);
+		}
+	}
+	if (ng) {
+		rjob_t *rj = new_job(rn, J_REMOVE, NULL);
+
+		rj->ids = garbage;
+		rj->nids = ng;
+		jobs_submit(rn->jobs, &rj->base);
+	}
+	rn->adopted = 1;
+}
+
+static void
+job_done(job_t *job, void *arg)
+{
+	runner_t *rn = arg;
+	rjob_t *j = (rjob_t *)job;
+	slot_t *s = j->service[0] ? find_slot(rn, j->service) : NULL;
+	uint64_t now = mono_ms();
+
+	if (job->cancelled)
+		goto out;
+	if (s)
+		s->busy = 0;
+	switch (j->kind) {
+	case J_OPEN:
+		rn->opening = 0;
+		if (j->r < 0) {
+			snprintf(rn->runtime_err, sizeof rn->runtime_err, "%s",
+			    j->err);
+			rn->next_open_mono = now + OPEN_RETRY_MS;
+			log_warning("container runtime at %s: %s (trying again "
+			            "in %ds)",
+			    rn->socket, j->err, OPEN_RETRY_MS / 1000);
+			break;
+		}
+		rn->docker = j->docker;
+		rn->runtime_err[0] = '\0';
+		log_info("container runtime at %s: API %s", rn->socket,
+		    docker_api_version(rn->docker));
+		break;
+	case J_LIST:
+		rn->listing = 0;
+		if (j->r < 0) {
+			log_warning("cannot list containers: %s", j->err);
+			break;
+		}
+		adopt(rn, j);
+		break;
+	case J_PREPARE:
+		if (!s || !s->want || s->want->revision != j->revision)
+			break; /* the desired state moved on meanwhile */
+		if (j->r < 0) {
+			candidate_failed(rn, s, j->err);
+			break;
+		}
+		{
+			rjob_t *sj = new_job(rn, J_START, s);
+
+			container_name(rn->node, s->name, j->revision, sj->name,
+			    sizeof sj->name);
+			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__STARTING,
+			    j->revision, NULL);
+			jobs_submit(rn->jobs, &sj->base);
+		}
+		break;
+	case J_START:
+		if (j->r < 0) {
+			if (s && s->want && s->want->revision == j->revision)
+				candidate_failed(rn, s, j->err);
+			break;
+		}
+		if (!s || !s->want || s->want->revision != j->revision) {
+			/* Started for a state that is gone: remove it. */
+			remove_ids(rn, s, j->id, NULL, NULL);
+			break;
+		}
+		snprintf(s->cand.id, sizeof s->cand.id, "%s", j->id);
+		s->cand.revision = j->revision;
+		s->cand.port = j->port;
+		watch(s, now);
+		emit(rn, "service.started", s->name,
+		    "revision %llu started as container %.12s",
+		    (unsigned long long)j->revision, j->id);
+		break;
+	case J_PROBE:
+		if (!s || !s->want)
+			break;
+		s->next_probe_mono = now + probe_interval_ms(s->want->spec);
+		if (s->cand.id[0] && strcmp(s->cand.id, j->id) == 0)
+			probe_candidate(rn, s, j, now);
+		else if (s->active.id[0] && strcmp(s->active.id, j->id) == 0)
+			probe_active(rn, s, j, now);
+		break;
+	case J_RESTART:
+		if (!s || !s->want || strcmp(s->active.id, j->id) != 0)
+			break;
+		if (j->r < 0) {
+			schedule_restart(rn, s, j->err, now);
+			break;
+		}
+		s->need_restart = 0;
+		s->restarts++;
+		s->active.port = j->port;
+		watch(s, now);
+		if (s->active.revision == s->want->revision)
+			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__STARTING,
+			    s->active.revision, "restarted");
+		emit(rn, "container.restarted", s->name,
+		    "revision %llu restarted (%u restarts)",
+		    (unsigned long long)s->active.revision, s->restarts);
+		break;
+	case J_SWITCH:
+		if (j->r < 0)
+			log_warning("service %s: cannot stop the previous "
+			            "container: %s",
+			    j->service, j->err);
+		break;
+	case J_REMOVE:
+		if (j->r < 0)
+			log_warning("cannot remove containers: %s", j->err);
+		if (s && !s->want && !s->active.id[0] && !s->cand.id[0] &&
+		    !s->prev.id[0]) {
+			emit(rn, "service.removed", s->name,
+			    "service removed from this node");
+			drop_slot(rn, s);
+		}
+		break;
+	}
+out:
+	if (j->kind == J_OPEN && j->r == 0 && job->cancelled)
+		docker_close(&j->docker);
+	free_job(j);
+}
+
+/* -- stepping (loop thread) -------------------------------------------- */
+
+static void
+step(runner_t *rn, slot_t *s, uint64_t now)
+{
+	rjob_t *j;
+
+	if (!s->want) {
+		if (s->active.id[0] || s->cand.id[0] || s->prev.id[0]) {
+			remove_ids(rn, s, s->active.id, s->cand.id, s->prev.id);
+			s->active = s->cand = s->prev = (ctr_t){ 0 };
+		} else if (!s->busy) {
+			drop_slot(rn, s);
+		}
+		return;
+	}
+	/* Watch the candidate, else the active container: the wanted
+	 * revision's, or an older one still serving after the wanted one
+	 * failed. */
+	if (s->cand.id[0] ||
+	    (s->active.id[0] &&
+	        (s->active.revision == s->want->revision ||
+	            s->failed_rev == s->want->revision))) {
+		const char *id = s->cand.id[0] ? s->cand.id : s->active.id;
+
+		if (!s->cand.id[0] && s->need_restart) {
+			if (now < s->next_restart_mono)
+				return;
+			j = new_job(rn, J_RESTART, s);
+			snprintf(j->id, sizeof j->id, "%s", id);
+			jobs_submit(rn->jobs, &j->base);
+			return;
+		}
+		if (now < s->next_probe_mono)
+			return;
+		j = new_job(rn, J_PROBE, s);
+		snprintf(j->id, sizeof j->id, "%s", id);
+		jobs_submit(rn->jobs, &j->base);
+		return;
+	}
+	if (s->failed_rev == s->want->revision)
+		return;
+	/* Staging preparation: time spent here never counts against the
+	 * health deadline, which starts when the container does. */
+	set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__PREPARING,
+	    s->want->revision, NULL);
+	j = new_job(rn, J_PREPARE, s);
+	jobs_submit(rn->jobs, &j->base);
+}
+
+static int
+on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+	runner_t *rn = arg;
+	uint64_t now = mono_ms();
+
+	if (!rn->docker) {
+		if (!rn->opening && now >= rn->next_open_mono) {
+			rjob_t *j = new_job(rn, J_OPEN, NULL);
+
+			rn->opening = 1;
+			jobs_submit(rn->jobs, &j->base);
+		}
+		return 0;
+	}
+	if (!rn->adopted) {
+		if (!rn->listing) {
+			rjob_t *j = new_job(rn, J_LIST, NULL);
+
+			rn->listing = 1;
+			jobs_submit(rn->jobs, &j->base);
+		}
+		return 0;
+	}
+	/* Backwards: step() may drop the slot it is given. */
+	for (size_t i = rn->n; i-- > 0;)
+		if (!rn->v[i].busy)
+			step(rn, &rn->v[i], now);
+	return 0;
+}
+
+/* -- interface --------------------------------------------------------- */
+
+int
+runner_new(zloop_t *loop, const char *node_id, const char *socket,
+    const runner_hooks_t *hooks, runner_t **ret)
+{
+	runner_t *rn = xcalloc(1, sizeof *rn);
+	int r;
+
+	rn->loop = loop;
+	rn->node = xstrdup(node_id);
+	rn->socket = xstrdup(socket);
+	rn->hooks = *hooks;
+	snprintf(rn->runtime_err, sizeof rn->runtime_err,
+	    "waiting for the container runtime at %s", socket);
+	r = jobs_new(loop, WORKERS, &rn->jobs);
+	if (r < 0) {
+		free(rn->node);
+		free(rn->socket);
+		free(rn);
+		return r;
+	}
+	rn->timer = zloop_timer(loop, TICK_MS, 0, on_tick, rn);
+	*ret = rn;
+	return 0;
+}
+
+void
+runner_destroy(runner_t **rnp)
+{
+	runner_t *rn = *rnp;
+
+	if (!rn)
+		return;
+	zloop_timer_end(rn->loop, rn->timer);
+	/* Completions find no hooks to call any more. */
+	rn->hooks = (runner_hooks_t){ 0 };
+	jobs_destroy(&rn->jobs);
+	docker_close(&rn->docker);
+	for (size_t i = 0; i < rn->n; i++)
+		if (rn->v[i].want)
+			shoal__service_assignment__free_unpacked(rn->v[i].want,
+			    NULL);
+	free(rn->v);
+	free(rn->st);
+	free(rn->stp);
+	free(rn->endpoints);
+	free(rn->node);
+	free(rn->socket);
+	free(rn);
+	*rnp = NULL;
+}
+
+void
+runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
+{
+	/* Services no longer wanted. */
+	for (size_t i = 0; i < rn->n; i++) {
+		slot_t *s = &rn->v[i];
+		int wanted = 0;
+
+		for (size_t k = 0; k < ds->n_services && !wanted; k++)
+			wanted = strcmp(ds->services[k]->service, s->name) == 0;
+		if (!wanted && s->want) {
+			shoal__service_assignment__free_unpacked(s->want, NULL);
+			s->want = NULL;
+			log_info("service %s: no longer wanted here", s->name);
+		}
+	}
+	for (size_t k = 0; k < ds->n_services; k++) {
+		const Shoal__ServiceAssignment *a = ds->services[k];
+		slot_t *s = find_slot(rn, a->service);
+
+		if (!s)
+			s = add_slot(rn, a->service);
+		if (s->want && s->want->revision == a->revision)
+			continue;
+		if (s->want)
+			shoal__service_assignment__free_unpacked(s->want, NULL);
+		s->want = assignment_copy(a);
+		s->failed_rev = 0;
+		log_info("service %s: revision %llu wanted", s->name,
+		    (unsigned long long)a->revision);
+		if (!s->active.id[0] || s->active.revision != a->revision)
+			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__PENDING,
+			    a->revision, "%s",
+			    rn->docker ? "" : rn->runtime_err);
+	}
+}
+
+void
+runner_status(runner_t *rn, Shoal__StatusReport *rep)
+{
+	size_t n = 0;
+
+	free(rn->st);
+	free(rn->stp);
+	free(rn->endpoints);
+	rn->st = xcalloc(rn->n + 1, sizeof *rn->st);
+	rn->stp = xcalloc(rn->n + 1, sizeof *rn->stp);
+	rn->endpoints = xcalloc(rn->n + 1, sizeof *rn->endpoints);
+	for (size_t i = 0; i < rn->n; i++) {
+		slot_t *s = &rn->v[i];
+		Shoal__ServiceStatus *st = &rn->st[n];
+		const ctr_t *shown = s->cand.id[0] ? &s->cand : &s->active;
+
+		if (!s->want)
+			continue; /* being removed */
+		shoal__service_status__init(st);
+		st->service = s->name;
+		st->revision = s->want->revision;
+		st->state = s->state;
+		st->container = (char *)shown->id;
+		if (s->active.id[0] && s->active.port) {
+			snprintf(rn->endpoints[n], sizeof rn->endpoints[n],
+			    "127.0.0.1:%u", s->active.port);
+			st->endpoint = rn->endpoints[n];
+		}
+		st->reason = s->reason;
+		if (!s->reason[0] && !rn->docker)
+			st->reason = rn->runtime_err;
+		st->since_ms = s->since_ms;
+		st->restarts = s->restarts;
+		if (s->active.id[0] &&
+		    (s->state == SHOAL__SERVICE_STATUS__STATE__HEALTHY ||
+		        s->active.revision != s->want->revision))
+			st->serving_revision = s->active.revision;
+		rn->stp[n++] = st;
+	}
+	rep->services = rn->stp;
+	rep->n_services = n;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Services on the coordinator: specs and their revisions, the desired state
+ * of every node (which revision of which service it must run) and the
+ * status agents report back. All of it lives in the coordinator's LMDB next
+ * to the registry and survives a restart.
+ *
+ * A node's desired state is recomputed whenever a service or the node's
+ * labels change; when it differs from what the node has, the node's
+ * generation moves on and the caller rings its doorbell (ring_fn).
+ */
+#ifndef SHOAL_COORD_SERVICES_H
+#define SHOAL_COORD_SERVICES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/store.h"
+#include "coordinator/registry.h"
+#include "shoal.pb-c.h"
+
+/* Revisions kept per service (the architecture page's default). */
+#define SERVICES_HISTORY 10
+/* Services the coordinator accepts. */
+#define SERVICES_MAX 1000
+
+typedef struct services services_t;
+
+/* Called for each node whose generation moved. */
+typedef void (
+    *services_ring_fn)(const char *node_id, uint64_t generation, void *arg);
+
+/* Loads services, desired states and statuses; moves any node generation
+ * that lags its stored desired state (a crash between the two writes). */
+int services_open(store_t *store, registry_t *reg, services_t **ret);
+void services_close(services_t **s);
+
+/*
+ * Applies a validated spec: a new revision when it differs from the current
+ * one (*ret_changed = 1), else nothing. *ret_revision: the current revision
+ * afterwards; *ret_selected: the nodes its selector picks now. Every write
+ * commits in one transaction, so a failure changes nothing.
+ */
+int services_apply(services_t *s, const Shoal__ServiceSpec *spec,
+    const char *message, services_ring_fn ring, void *arg,
+    uint64_t *ret_revision, int *ret_changed, uint32_t *ret_selected);
+
+/* Removes a service and its history; its nodes are told to remove it. */
+int services_delete(services_t *s, const char *name, services_ring_fn ring,
+    void *arg);
+
+/* The node's labels may have changed (a Hello): recompute its state. */
+int services_node_changed(services_t *s, const char *node_id,
+    services_ring_fn ring, void *arg);
+
+/* The node's assignments, borrowed until the next services_* call. */
+void services_desired(services_t *s, const char *node_id,
+    Shoal__ServiceAssignment ***ret, size_t *ret_n);
+
+/* An agent's status report; replaces the previous one. */
+int services_report(services_t *s, const char *node_id,
+    const Shoal__StatusReport *rep);
+/* The seq of the last report stored for the node (0: none). */
+uint64_t services_status_seq(services_t *s, const char *node_id);
+
+/* Control replies. Arrays and messages are owned by the caller; free them
+ * with services_free_reply(). */
+int services_list(services_t *s, Shoal__ControlReply *rep);
+int services_status(services_t *s, const char *name, Shoal__ControlReply *rep);
+int services_history(services_t *s, const char *name, Shoal__ControlReply *rep);
+void services_free_reply(Shoal__ControlReply *rep);
+
+#endif

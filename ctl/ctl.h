@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What shoalctl's command files share: the request/reply call to the
+ * coordinator, error and usage reporting, flag parsing and JSON output.
+ */
+#ifndef SHOAL_CTL_H
+#define SHOAL_CTL_H
+
+#include <getopt.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "shoal.pb-c.h"
+
+#define EXIT_USAGE 2
+
+typedef struct ctl {
+	const char *control;
+	uint64_t timeout_ms;
+	int json;
+} ctl_t;
+
+/* Prints "shoalctl: MESSAGE" on stderr; returns 1 (the failure status). */
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Like fail(), for a command line that cannot be run: exit status 2. */
+#define usage_error(...) (fail(__VA_ARGS__), EXIT_USAGE)
+
+/* Sends req and waits for the reply; the caller frees *ret. Returns 0, or
+ * 1 after saying why on stderr (a refusal included). */
+int call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret);
+
+/*
+ * Parses a command's flags: --json and --help, plus extra (at most five),
+ * whose values go to on_extra(ch, optarg, arg). Returns the index of the
+ * first operand, -1 when --help was shown, -EXIT_USAGE on a bad flag.
+ */
+int parse_command_flags(int argc, char **argv, ctl_t *c, const char *help,
+    const struct option *extra, int (*on_extra)(int, const char *, void *),
+    void *arg);
+
+/* Prints j (consumed) as indented JSON; returns 0 or 1. */
+int print_json(json_t *j);
+/* RFC 3339 string for ms since the epoch, null for 0. */
+json_t *time_json(uint64_t ms);
+/* "5s ago", "3m ago", ... */
+void ago(uint64_t ms, char *buf, size_t size);
+
+/* The service commands (ctl/services.c). */
+int cmd_apply(ctl_t *c, int argc, char **argv);
+int cmd_services(ctl_t *c, int argc, char **argv);
+int cmd_status(ctl_t *c, int argc, char **argv);
+int cmd_history(ctl_t *c, int argc, char **argv);
+int cmd_delete(ctl_t *c, int argc, char **argv);
+
+#endif
