@@ -590,16 +590,17 @@ cmd_events(ctl_t *c, int argc, char **argv)
 		}
 		r = print_json(a);
 	} else {
-		printf("%-24s %-16s %6s %-24s %s\n", "TIME", "NODE", "SEQ",
-		    "KIND", "MESSAGE");
+		printf("%-24s %-16s %6s %-22s %-12s %s\n", "TIME", "NODE",
+		    "SEQ", "KIND", "SERVICE", "MESSAGE");
 		for (size_t k = 0; k < cr->n_events; k++) {
 			const Shoal__Event *e = cr->events[k]->event;
 			char t[RFC3339_LEN];
 
 			format_rfc3339(e->time_ms, t);
-			printf("%-24s %-16s %6llu %-24s %s\n", t,
+			printf("%-24s %-16s %6llu %-22s %-12s %s\n", t,
 			    cr->events[k]->node, (unsigned long long)e->seq,
-			    e->kind, e->message);
+			    e->kind, e->service[0] ? e->service : "-",
+			    e->message);
 		}
 	}
 	shoal__envelope__free_unpacked(rep, NULL);
