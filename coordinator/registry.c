@@ -525,6 +525,38 @@ registry_set_generation(registry_t *reg, const char *node_id,
 	return entry_update(reg, e, &next, 0);
 }
 
+int
+registry_write_generation(registry_t *reg, store_txn_t *txn,
+    const char *node_id, uint64_t generation)
+{
+	entry_t *e = find(reg, node_id);
+	Shoal__Node next;
+
+	if (!e)
+		return SHOAL_E_NOT_FOUND;
+	if (generation <= e->rec->generation)
+		return 0;
+	next = *e->rec;
+	next.generation = generation;
+	return write_node(reg, txn, &next);
+}
+
+void
+registry_note_generation(registry_t *reg, const char *node_id,
+    uint64_t generation)
+{
+	entry_t *e = find(reg, node_id);
+	Shoal__Node next;
+
+	if (!e || generation <= e->rec->generation)
+		return;
+	next = *e->rec;
+	next.generation = generation;
+	/* Written already (registry_write_generation); deferred, a later
+	 * flush only writes the same again. */
+	entry_update(reg, e, &next, 1);
+}
+
 size_t
 registry_index_after(registry_t *reg, const char *id)
 {

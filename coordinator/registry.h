@@ -64,6 +64,16 @@ const Shoal__Node *registry_touch(registry_t *reg, const char *node_id);
 int registry_set_generation(registry_t *reg, const char *node_id,
     uint64_t generation);
 
+/*
+ * The same in two halves, for a caller that writes other records in the
+ * same transaction: the write (memory unchanged), then, once the
+ * transaction committed, the record in memory.
+ */
+int registry_write_generation(registry_t *reg, store_txn_t *txn,
+    const char *node_id, uint64_t generation);
+void registry_note_generation(registry_t *reg, const char *node_id,
+    uint64_t generation);
+
 /* The agent acknowledged generation. */
 int registry_ack(registry_t *reg, const char *node_id, uint64_t generation);
 

@@ -262,14 +262,19 @@ changes_free(change_t *v, size_t n)
 	free(v);
 }
 
+/* A node's new desired state and its new generation commit together. */
 static int
-put_changes(store_txn_t *txn, const change_t *v, size_t n)
+put_changes(services_t *s, store_txn_t *txn, const change_t *v, size_t n)
 {
 	int r = 0;
 
-	for (size_t i = 0; i < n && r == 0; i++)
+	for (size_t i = 0; i < n && r == 0; i++) {
 		r = store_put(txn, DB_DESIRED, v[i].node, strlen(v[i].node),
 		    v[i].packed, v[i].len);
+		if (r == 0)
+			r = registry_write_generation(s->reg, txn, v[i].node,
+			    v[i].generation);
+	}
 	return r;
 }
 
@@ -283,7 +288,6 @@ publish_changes(services_t *s, change_t *v, size_t n, services_ring_fn ring,
 		/* v[i].node is borrowed from the registry; copy it before the
 		 * registry replaces the record. */
 		char *node = xstrdup(v[i].node);
-		int r;
 
 		if (ns->desired)
 			shoal__desired_state__free_unpacked(ns->desired, NULL);
@@ -291,12 +295,7 @@ publish_changes(services_t *s, change_t *v, size_t n, services_ring_fn ring,
 		    shoal__desired_state__unpack(NULL, v[i].len, v[i].packed);
 		if (!ns->desired)
 			abort();
-		r = registry_set_generation(s->reg, node, v[i].generation);
-		if (r < 0)
-			log_error("node %s: cannot record generation %llu: %s "
-			          "(it is set again at the next start)",
-			    node, (unsigned long long)v[i].generation,
-			    shoal_strerror(r));
+		registry_note_generation(s->reg, node, v[i].generation);
 		if (ring)
 			ring(node, v[i].generation, arg);
 		free(node);
@@ -535,7 +534,7 @@ services_apply(services_t *s, const Shoal__ServiceSpec *spec,
 		r = store_put_msg(txn, DB_SERVICES, spec->service,
 		    strlen(spec->service), &rec.base);
 	if (r == 0)
-		r = put_changes(txn, ch, nch);
+		r = put_changes(s, txn, ch, nch);
 	if (r == 0)
 		r = store_commit(&txn);
 	else
@@ -617,7 +616,7 @@ services_delete(services_t *s, const char *name, services_ring_fn ring,
 	if (r == 0)
 		r = store_del(txn, DB_SERVICES, name, p.len);
 	if (r == 0)
-		r = put_changes(txn, ch, nch);
+		r = put_changes(s, txn, ch, nch);
 	if (r == 0)
 		r = store_commit(&txn);
 	else
@@ -654,7 +653,7 @@ services_node_changed(services_t *s, const char *node_id, services_ring_fn ring,
 	}
 	r = store_begin(s->store, true, &txn);
 	if (r == 0)
-		r = put_changes(txn, ch, nch);
+		r = put_changes(s, txn, ch, nch);
 	if (r == 0)
 		r = store_commit(&txn);
 	else
