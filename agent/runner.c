@@ -29,6 +29,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/wire.h"
 
 #define TICK_MS 200
 #define WORKERS 4
@@ -163,6 +164,9 @@ set_state(runner_t *rn, slot_t *s, Shoal__ServiceStatus__State st, uint64_t rev,
 		va_start(ap, fmt);
 		vsnprintf(reason, sizeof reason, fmt, ap);
 		va_end(ap);
+		/* Reasons quote daemons and container logs: the coordinator
+		 * would refuse the whole report over one escape sequence. */
+		wire_clean_text(reason, sizeof reason - 1, 1);
 	}
 	if (s->state == st && s->state_rev == rev &&
 	    strcmp(s->reason, reason) == 0)
@@ -364,6 +368,24 @@ http_probe(unsigned port, const Shoal__HealthCheck *h, char *err, size_t errlen)
 	return 1;
 }
 
+/* The last line a stopped container wrote, into j->err: usually why. */
+static void
+last_log_line(rjob_t *j)
+{
+	char *text = NULL, err[REASON_MAX], *end, *start;
+
+	j->err[0] = '\0';
+	if (docker_logs_tail(j->docker, j->id, 5, &text, err, sizeof err) < 0)
+		return;
+	end = text + strlen(text);
+	while (end > text && (end[-1] == '\n' || end[-1] == '\r'))
+		*--end = '\0';
+	start = strrchr(text, '\n');
+	start = start ? start + 1 : text;
+	snprintf(j->err, sizeof j->err, "%s", start);
+	free(text);
+}
+
 static void
 run_probe(rjob_t *j)
 {
@@ -375,8 +397,10 @@ run_probe(rjob_t *j)
 	snprintf(j->state, sizeof j->state, "%s", info.state);
 	j->exit_code = info.exit_code;
 	j->port = info.host_port;
-	if (strcmp(info.state, "running") != 0)
+	if (strcmp(info.state, "running") != 0) {
+		last_log_line(j);
 		return;
+	}
 	if (!j->spec->health) {
 		j->probe_ok = 1;
 		return;
@@ -585,8 +609,8 @@ probe_candidate(runner_t *rn, slot_t *s, rjob_t *j, uint64_t now)
 	}
 	s->cand.port = j->port;
 	if (strcmp(j->state, "running") != 0) {
-		snprintf(why, sizeof why, "container %s (exit code %d)",
-		    j->state, j->exit_code);
+		snprintf(why, sizeof why, "container %s (exit code %d)%s%s",
+		    j->state, j->exit_code, j->err[0] ? ": " : "", j->err);
 		candidate_failed(rn, s, why);
 		return;
 	}
@@ -664,8 +688,8 @@ probe_active(runner_t *rn, slot_t *s, rjob_t *j, uint64_t now)
 	if (j->port)
 		s->active.port = j->port;
 	if (strcmp(j->state, "running") != 0) {
-		snprintf(why, sizeof why, "container %s (exit code %d)",
-		    j->state, j->exit_code);
+		snprintf(why, sizeof why, "container %s (exit code %d)%s%s",
+		    j->state, j->exit_code, j->err[0] ? ": " : "", j->err);
 		schedule_restart(rn, s, why, now);
 		return;
 	}

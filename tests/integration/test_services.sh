@@ -178,6 +178,15 @@ check "the failed candidates' containers are removed (revision 2's are there)" \
 check "  and no container of revision 4 is left" \
 	sh -c "[ -z \"\$(podman ps -aq --filter label=shoal.node=$A --filter label=shoal.revision=4)\" ]"
 
+# A model that exits at once: the reason quotes its last words.
+sed -e 's|^command:.*|command: ["/bin/sh", "-c", "echo no weights at /models/x.bin; exit 3"]|' \
+	-e 's|MODEL_VERSION: "v1"|MODEL_VERSION: "v5"|' "$SCRATCH/v1.yaml" >"$SCRATCH/v5.yaml"
+shoalctl apply -f "$SCRATCH/v5.yaml" >/dev/null
+wait_for 60 all_at 5 failed
+ok $? "a model that exits at once ends failed"
+check "the reason has its exit code and last log line" \
+	json_ok 'all(.nodes[]; .reason | contains("exit code 3): no weights at /models/x.bin"))' status
+
 # -- broken specs are refused with file, line and field; nothing stored ------
 refused() { # refused NAME PATTERN: the spec in $SCRATCH/bad.yaml is refused
 	shoalctl apply -f "$SCRATCH/bad.yaml" >/dev/null 2>"$SCRATCH/err.txt"
@@ -192,8 +201,8 @@ printf 'service: iris\nimage: %s\nport: eighty\n' "$IMAGE" >"$SCRATCH/bad.yaml"
 refused "a wrong type" "bad.yaml:3: field 'port'"
 printf 'service: iris\nport: 8080\n' >"$SCRATCH/bad.yaml"
 refused "a missing image" "bad.yaml:1: field 'image'"
-check "nothing was stored: iris is still at revision 4" \
-	json_ok '.[0].revision == 4' shoalctl services --json
+check "nothing was stored: iris is still at revision 5" \
+	json_ok '.[0].revision == 5' shoalctl services --json
 
 # -- delete: the containers are gone ------------------------------------------
 [ -n "$(podman ps -aq --filter "label=shoal.node=$A")" ]
