@@ -33,6 +33,7 @@
 struct docker {
 	char *socket;
 	char version[16];
+	int podman; /* Podman's compatible service, not dockerd */
 };
 
 typedef struct buf {
@@ -261,6 +262,19 @@ docker_open(const char *socket_path, docker_t **ret, char *err, size_t errlen)
 	}
 	if (minor > API_NEWEST_MINOR)
 		minor = API_NEWEST_MINOR;
+	{
+		json_t *comp;
+		size_t i;
+
+		json_array_foreach(json_object_get(o, "Components"), i, comp)
+		{
+			const char *name =
+			    json_string_value(json_object_get(comp, "Name"));
+
+			if (name && strstr(name, "Podman"))
+				d->podman = 1;
+		}
+	}
 	snprintf(d->version, sizeof d->version, "%u.%u", API_NEWEST_MAJOR,
 	    minor);
 	json_decref(o);
@@ -283,6 +297,12 @@ docker_close(docker_t **d)
 	free((*d)->socket);
 	free(*d);
 	*d = NULL;
+}
+
+int
+docker_is_podman(const docker_t *d)
+{
+	return d->podman;
 }
 
 const char *
@@ -428,18 +448,20 @@ docker_create(docker_t *d, const docker_create_t *c, char *id, char *err,
 		    json_integer((json_int_t)(c->cpus * 1e9)));
 	if (c->binds)
 		json_object_set_new(host, "Binds", string_array(c->binds));
-	if (c->gpus) {
-		/* dockerd: a device request for N GPUs (the NVIDIA runtime
-		 * hook serves it). Podman's compatible service takes CDI
-		 * device names instead ("nvidia.com/gpu=all" in Devices);
-		 * both are sent, each side ignoring what it does not know. */
-		json_object_set_new(host, "DeviceRequests",
-		    json_pack("[{s:s,s:i,s:[[s]]}]", "Driver", "", "Count",
-		        (int)c->gpus, "Capabilities", "gpu"));
+	if (c->gpus && d->podman) {
+		/* Podman takes GPUs as CDI devices (nvidia-ctk generates the
+		 * spec); it has no count, so a node gives a service all of
+		 * them. */
 		json_object_set_new(host, "Devices",
 		    json_pack("[{s:s,s:s,s:s}]", "PathOnHost",
 		        "nvidia.com/gpu=all", "PathInContainer", "",
 		        "CgroupPermissions", "rwm"));
+	} else if (c->gpus) {
+		/* dockerd: a device request for N GPUs, served by the NVIDIA
+		 * container runtime hook. */
+		json_object_set_new(host, "DeviceRequests",
+		    json_pack("[{s:s,s:i,s:[[s]]}]", "Driver", "", "Count",
+		        (int)c->gpus, "Capabilities", "gpu"));
 	}
 	json_object_set_new(body, "HostConfig", host);
 	text = json_dumps(body, JSON_COMPACT);

@@ -25,15 +25,16 @@ typedef struct docker docker_t;
 typedef struct docker_create {
 	const char *name;
 	const char *image;
-	const char *const *cmd; /* NULL-terminated; NULL: the image's */
-	const char *const *env; /* "NAME=value", NULL-terminated */
+	const char *const *cmd;    /* NULL-terminated; NULL: the image's */
+	const char *const *env;    /* "NAME=value", NULL-terminated */
 	const char *const *labels; /* key, value, key, value, ..., NULL */
-	unsigned port;          /* container TCP port published on 127.0.0.1
-	                           at a port the runtime picks; 0: none */
-	uint64_t memory_bytes;  /* 0: no limit */
-	double cpus;            /* 0: no limit */
-	unsigned gpus;          /* device request for this many GPUs */
-	const char *const *binds; /* "host:container:ro", NULL-terminated */
+	unsigned port;             /* container TCP port published on 127.0.0.1
+	                              at a port the runtime picks; 0: none */
+	uint64_t memory_bytes;     /* 0: no limit */
+	double cpus;               /* 0: no limit */
+	unsigned gpus;             /* GPUs: a device request for this many
+	                              (dockerd), all as CDI devices (Podman) */
+	const char *const *binds;  /* "host:container:ro", NULL-terminated */
 } docker_create_t;
 
 /* What inspect and list report of a container. */
@@ -41,12 +42,12 @@ typedef struct docker_container {
 	char id[DOCKER_ID_MAX + 1];
 	char name[128];
 	char image[256];
-	char state[16];    /* created, running, exited, ... */
+	char state[16]; /* created, running, exited, ... */
 	int exit_code;
-	unsigned host_port; /* the published port of docker_create_t.port */
-	char service[64];  /* label shoal.service */
-	uint64_t revision; /* label shoal.revision */
-	char node[64];     /* label shoal.node */
+	unsigned host_port;  /* the published port of docker_create_t.port */
+	char service[64];    /* label shoal.service */
+	uint64_t revision;   /* label shoal.revision */
+	char node[64];       /* label shoal.node */
 	uint64_t started_ms; /* State.StartedAt; 0: never */
 } docker_container_t;
 
@@ -60,6 +61,9 @@ int docker_open(const char *socket_path, docker_t **ret, char *err,
 void docker_close(docker_t **d);
 /* "1.41", ... as negotiated. */
 const char *docker_api_version(const docker_t *d);
+/* 1 when /version named a Podman engine: GPUs then go as CDI devices,
+ * to dockerd as device requests. */
+int docker_is_podman(const docker_t *d);
 
 /* 1 when the image is present locally, 0 when not. */
 int docker_image_present(docker_t *d, const char *image, char *err,

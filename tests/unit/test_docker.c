@@ -170,6 +170,9 @@ test_fake(void)
 	fake_done();
 	ok(r == 0 && d && strcmp(docker_api_version(d), "1.43") == 0,
 	    "a newer daemon is spoken to at the newest version we know");
+	ok(d && !docker_is_podman(d),
+	    "a daemon without a Podman component "
+	    "is taken for dockerd");
 	docker_close(&d);
 
 	d = open_fake("HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n"
@@ -233,10 +236,15 @@ test_fake(void)
 		docker_create_t c = { .name = "x", .image = "localhost/x:1" };
 
 		fake(boom, 1);
+		c.gpus = 2;
 		r = docker_create(d, &c, id, err, sizeof err);
 		fake_done();
 		okf(r < 0 && strstr(err, "create x: boom"),
 		    "a 500 puts the daemon's message in the error: %s", err);
+		ok(strstr(last_request, "\"DeviceRequests\":[{") &&
+		        strstr(last_request, "\"Count\":2") &&
+		        !strstr(last_request, "nvidia.com/gpu"),
+		    "GPUs go to dockerd as a device request for the count");
 	}
 	{
 		static const answer_t garbage[] = {
@@ -321,6 +329,7 @@ test_real(const char *socket, const char *image)
 		return;
 	okf(strcmp(docker_api_version(d), "1.41") >= 0,
 	    "negotiated API %s (at least 1.41)", docker_api_version(d));
+	ok(docker_is_podman(d), "Podman's service is recognised as Podman");
 	is_int(docker_image_present(d, image, err, sizeof err), 1,
 	    "the test image is present");
 	is_int(docker_image_present(d, "localhost/shoal-no-such:1", err,
