@@ -1,10 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The Docker Engine API client (see docker.h): HTTP over a unix socket with
- * libcurl, JSON with jansson. Each call builds its own easy handle, so the
- * agent's worker threads share one docker_t. Responses are read into a
- * capped buffer; a pull's progress stream is split into lines as it
- * arrives, since its errors come inside a 200 response.
+ * The Docker Engine API client (see docker.h), run on the agent's worker
+ * threads: HTTP over a unix socket with libcurl, JSON with jansson. Each
+ * call builds its own easy handle, so the threads share one docker_t, and
+ * reads the answer into a buffer capped at BODY_MAX; a pull's progress
+ * stream is parsed line by line as it arrives instead, since its errors come
+ * inside a 200 answer and it may run for many minutes.
+ *
+ * Codes, translated here once: a 404 from the daemon is SHOAL_E_NOT_FOUND;
+ * any other refusal (a status the API does not list as success, an error
+ * inside a pull stream) and an answer that is not the JSON expected are
+ * SHOAL_E_UNEXPECTED; no daemon at the socket is the connect errno
+ * (-ENOENT, -ECONNREFUSED, ...); a call past its deadline, or a pull that
+ * stalled, is SHOAL_E_TIMEOUT; an answer cut short is -EIO and one above the
+ * cap -EMSGSIZE; a daemon outside the API versions spoken here is
+ * SHOAL_E_PROTOCOL; GPUs that the runtime cannot be asked for are -ENOTSUP.
  */
 #include "autoconf.h"
 
@@ -22,25 +32,39 @@
 #include "common/error.h"
 #include "common/util.h"
 
-/* The newest API version this client is written against. */
-#define API_NEWEST_MAJOR 1
-#define API_NEWEST_MINOR 43
+/*
+ * API versions: 1.41 is the floor (Podman 4's compatible service); 1.47 the
+ * newest whose changes were read against what this file sends and reads
+ * (none of 1.42-1.47 touches them). Docker 29 serves 1.44 and up only, so
+ * the newest must stay at or above that.
+ */
+#define API_MAJOR 1
 #define API_FLOOR_MINOR 41
+#define API_NEWEST_MINOR 47
 #define BODY_MAX (8u << 20)
-#define CALL_TIMEOUT_MS 30000
-#define CONNECT_TIMEOUT_MS 5000
+#define CALL_TIMEOUT_MS 30000L
+#define CONNECT_TIMEOUT_MS 5000L
+/* A pull has no deadline, but one that moved no byte this long ends. */
+#define PULL_STALL_S 600L
+/* Podman's compatible service takes CDI device requests from 5.4 on. */
+#define PODMAN_CDI_MAJOR 5
+#define PODMAN_CDI_MINOR 4
+#define GPU_CDI_ALL "nvidia.com/gpu=all"
 
 struct docker {
 	char *socket;
-	char version[16];
-	int podman; /* Podman's compatible service, not dockerd */
+	char version[16]; /* negotiated; empty while docker_open asks */
+	int podman;       /* Podman's compatible service, not dockerd */
+	unsigned podman_major, podman_minor;
+	char podman_version[32];
 };
 
 typedef struct buf {
 	char *data;
-	size_t len;
+	size_t len, cap;
 	int overflow;
-	/* pull: the stream is parsed line by line as it comes */
+	CURL *curl; /* the write callback asks it for the status */
+	/* pull: a 200 answer is parsed line by line as it comes */
 	int stream;
 	docker_progress_fn fn;
 	void *fn_arg;
@@ -50,6 +74,7 @@ typedef struct buf {
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The reason is one line: a daemon's message may hold newlines. */
 static void
 set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -60,34 +85,52 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	for (char *p = err; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+}
+
+/* "verb object" for errors; a full hex id is shortened as docker does. */
+static void
+what_of(char *buf, size_t size, const char *verb, const char *obj)
+{
+	size_t n = strlen(obj);
+
+	if (n == DOCKER_ID_MAX && strspn(obj, "0123456789abcdef") == n)
+		n = 12;
+	snprintf(buf, size, "%s %.*s", verb, (int)(n > 128 ? 128 : n), obj);
 }
 
 /* One line of a pull's progress stream. */
 static void
 stream_line(buf_t *b, const char *line, size_t len)
 {
-	json_error_t je;
-	json_t *o = json_loadb(line, len, 0, &je), *detail;
+	json_t *o, *detail, *pd;
 	const char *status, *error;
+	json_int_t cur, tot;
 
+	while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
+		len--;
+	if (!len)
+		return;
+	o = json_loadb(line, len, 0, NULL);
 	if (!json_is_object(o)) {
-		json_decref(o);
+		json_decref(o); /* not ours to judge: only errors matter */
 		return;
 	}
 	error = json_string_value(json_object_get(o, "error"));
 	detail = json_object_get(o, "errorDetail");
-	if (!error && json_is_object(detail))
+	if (!error)
 		error = json_string_value(json_object_get(detail, "message"));
+	if (json_is_object(detail) && !error)
+		error = "the daemon reported an error without a message";
 	if (error && !b->stream_err)
 		b->stream_err = xstrdup(error);
 	status = json_string_value(json_object_get(o, "status"));
-	if (status && b->fn) {
-		json_t *pd = json_object_get(o, "progressDetail");
-		json_int_t cur =
-		    json_integer_value(json_object_get(pd, "current"));
-		json_int_t tot =
-		    json_integer_value(json_object_get(pd, "total"));
-
+	if (!error && status && b->fn) {
+		pd = json_object_get(o, "progressDetail");
+		cur = json_integer_value(json_object_get(pd, "current"));
+		tot = json_integer_value(json_object_get(pd, "total"));
 		b->fn(status, cur > 0 ? (uint64_t)cur : 0,
 		    tot > 0 ? (uint64_t)tot : 0, b->fn_arg);
 	}
@@ -98,110 +141,163 @@ static size_t
 on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	buf_t *b = arg;
-	size_t n = size * nmemb;
+	size_t n = size * nmemb, start = 0;
+	long status = 0;
 	char *nl;
 
-	if (b->len + n > BODY_MAX) {
+	if (n > BODY_MAX - b->len) {
 		b->overflow = 1;
 		return 0; /* curl stops with CURLE_WRITE_ERROR */
 	}
-	b->data = xrealloc(b->data, b->len + n + 1);
+	if (b->len + n + 1 > b->cap) {
+		b->cap = b->cap ? b->cap : 4096;
+		while (b->cap < b->len + n + 1)
+			b->cap *= 2;
+		b->data = xrealloc(b->data, b->cap);
+	}
 	memcpy(b->data + b->len, ptr, n);
 	b->len += n;
 	b->data[b->len] = '\0';
 	if (!b->stream)
 		return n;
+	/* Only a 200 answer is a stream; a refusal is one JSON object that
+	 * failed() reads whole. */
+	curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200)
+		return n;
 	/* Complete lines are parsed and dropped; a partial one waits. */
-	while ((nl = memchr(b->data, '\n', b->len))) {
-		size_t line = (size_t)(nl - b->data);
-
-		stream_line(b, b->data, line);
-		memmove(b->data, nl + 1, b->len - line - 1);
-		b->len -= line + 1;
+	while ((nl = memchr(b->data + start, '\n', b->len - start))) {
+		stream_line(b, b->data + start, (size_t)(nl - b->data) - start);
+		start = (size_t)(nl - b->data) + 1;
+	}
+	if (start) {
+		memmove(b->data, b->data + start, b->len - start);
+		b->len -= start;
 		b->data[b->len] = '\0';
 	}
 	return n;
 }
 
+static const char *
+errno_text(int e, char *buf, size_t size)
+{
+	return strerror_r(e, buf, size); /* the GNU one: returns the text */
+}
+
 /*
- * One request. path starts with "/" and is used as is (callers escape);
- * versioned: prefix the negotiated version. Returns the HTTP status (> 0)
- * or a negative code with err set; the body is in *out (caller frees).
+ * One request. path starts with "/" and is escaped by the caller; it goes
+ * under the negotiated version once there is one. timeout_ms 0: no
+ * deadline, a stall limit instead. Returns the HTTP status (> 0), or a
+ * negative code with err set as "what: reason". The body is in *out
+ * (caller frees out->data).
  */
 static long
-request(docker_t *d, const char *method, const char *path, int versioned,
-    const char *json_body, long timeout_ms, buf_t *out, char *err,
-    size_t errlen)
+request(docker_t *d, const char *method, const char *path, const char *body,
+    long timeout_ms, buf_t *out, const char *what, char *err, size_t errlen)
 {
 	CURL *curl = curl_easy_init();
 	struct curl_slist *hdr = NULL;
-	char url[2048];
-	long status = 0;
+	char cerr[CURL_ERROR_SIZE] = "", ebuf[128];
+	char *url;
+	long status = 0, os_errno = 0;
 	CURLcode cc;
 
 	if (!curl)
-		abort();
-	if (versioned)
-		snprintf(url, sizeof url, "http://localhost/v%s%s", d->version,
-		    path);
-	else
-		snprintf(url, sizeof url, "http://localhost%s", path);
+		abort(); /* out of memory */
+	url = d->version[0]
+	    ? xasprintf("http://localhost/v%s%s", d->version, path)
+	    : xasprintf("http://localhost%s", path);
+	out->curl = curl;
 	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, d->socket);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-	    (long)CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
 	if (timeout_ms > 0) {
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	} else {
-		/* A pull has no deadline, but a stalled one ends. */
 		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 300L);
+		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, PULL_STALL_S);
 	}
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
-	if (json_body) {
+	/* No "Expect: 100-continue" round trip for a larger create body. */
+	hdr = curl_slist_append(hdr, "Expect:");
+	if (body) {
 		hdr = curl_slist_append(hdr, "Content-Type: application/json");
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json_body);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 	} else if (strcmp(method, "POST") == 0) {
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
 	}
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
 	cc = curl_easy_perform(curl);
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	else if (cc == CURLE_COULDNT_CONNECT)
+		curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(curl);
+	out->curl = NULL;
+	free(url);
 	if (out->overflow) {
-		set_err(err, errlen, "%s %s: response above %u bytes", method,
-		    path, BODY_MAX);
+		set_err(err, errlen, "%s: the answer is above %u bytes", what,
+		    BODY_MAX);
 		return -EMSGSIZE;
 	}
-	if (cc != CURLE_OK) {
-		set_err(err, errlen, "%s %s via %s: %s", method, path,
-		    d->socket, curl_easy_strerror(cc));
-		return cc == CURLE_OPERATION_TIMEDOUT ? SHOAL_E_TIMEOUT
-		                                      : -ECONNREFUSED;
+	switch (cc) {
+	case CURLE_OK:
+		return status;
+	case CURLE_COULDNT_CONNECT:
+		if (!os_errno)
+			os_errno = ECONNREFUSED;
+		set_err(err, errlen, "%s: cannot connect to %s: %s", what,
+		    d->socket, errno_text((int)os_errno, ebuf, sizeof ebuf));
+		return -os_errno;
+	case CURLE_OPERATION_TIMEDOUT:
+		set_err(err, errlen, "%s: %s", what,
+		    timeout_ms > 0 ? "no answer in time" : "stalled");
+		return SHOAL_E_TIMEOUT;
+	default:
+		set_err(err, errlen, "%s: %s", what,
+		    cerr[0] ? cerr : curl_easy_strerror(cc));
+		return cc == CURLE_PARTIAL_FILE || cc == CURLE_RECV_ERROR ||
+		        cc == CURLE_SEND_ERROR || cc == CURLE_GOT_NOTHING
+		    ? -EIO
+		    : SHOAL_E_UNEXPECTED;
 	}
-	return status;
 }
 
-/* The daemon's {"message": ...} of a failed call, into err. */
+/* A refusal: the daemon's {"message": ...} into err. */
 static int
 failed(long status, const buf_t *b, const char *what, char *err, size_t errlen)
 {
-	json_t *o = b->data ? json_loads(b->data, 0, NULL) : NULL;
+	json_t *o = b->len ? json_loadb(b->data, b->len, 0, NULL) : NULL;
 	const char *msg = json_string_value(json_object_get(o, "message"));
 
-	set_err(err, errlen, "%s: %s", what,
-	    msg          ? msg
-	        : b->len ? "unexpected answer"
-	                 : "no answer");
-	if (!msg && b->len && status)
-		set_err(err, errlen, "%s: HTTP status %ld", what, status);
+	if (msg && *msg)
+		set_err(err, errlen, "%s: %s", what, msg);
+	else
+		set_err(err, errlen, "%s: HTTP status %ld from the daemon",
+		    what, status);
 	json_decref(o);
 	return status == 404 ? SHOAL_E_NOT_FOUND : SHOAL_E_UNEXPECTED;
+}
+
+/* The answer as a JSON value of the type wanted, or NULL with err set. */
+static json_t *
+answer_json(const buf_t *b, json_type type, const char *what, char *err,
+    size_t errlen)
+{
+	json_t *o = b->len ? json_loadb(b->data, b->len, 0, NULL) : NULL;
+
+	if (!o || json_typeof(o) != type) {
+		set_err(err, errlen, "%s: the answer is not the JSON expected",
+		    what);
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 static char *
@@ -210,7 +306,7 @@ escape(const char *s)
 	char *e = curl_easy_escape(NULL, s, 0), *copy;
 
 	if (!e)
-		abort();
+		abort(); /* out of memory */
 	copy = xstrdup(e);
 	curl_free(e);
 	return copy;
@@ -224,19 +320,42 @@ parse_version(const char *s, unsigned *major, unsigned *minor)
 	return s && sscanf(s, "%u.%u", major, minor) == 2 ? 0 : -1;
 }
 
+static void
+find_podman(docker_t *d, json_t *components)
+{
+	json_t *comp;
+	size_t i;
+
+	json_array_foreach(components, i, comp)
+	{
+		const char *name =
+		    json_string_value(json_object_get(comp, "Name"));
+		const char *v =
+		    json_string_value(json_object_get(comp, "Version"));
+
+		if (!name || !strstr(name, "Podman"))
+			continue;
+		d->podman = 1;
+		snprintf(d->podman_version, sizeof d->podman_version, "%s",
+		    v ? v : "?");
+		parse_version(v, &d->podman_major, &d->podman_minor);
+	}
+}
+
 int
 docker_open(const char *socket_path, docker_t **ret, char *err, size_t errlen)
 {
 	docker_t *d = xcalloc(1, sizeof *d);
 	buf_t b = { 0 };
 	json_t *o = NULL;
-	unsigned major, minor;
+	const char *api, *min_api;
+	unsigned major, minor, min_major, min_minor;
 	long st;
 	int r;
 
 	d->socket = xstrdup(socket_path);
-	st = request(d, "GET", "/version", 0, NULL, CALL_TIMEOUT_MS, &b, err,
-	    errlen);
+	st = request(d, "GET", "/version", NULL, CALL_TIMEOUT_MS, &b,
+	    "GET /version", err, errlen);
 	if (st < 0) {
 		r = (int)st;
 		goto fail;
@@ -245,38 +364,38 @@ docker_open(const char *socket_path, docker_t **ret, char *err, size_t errlen)
 		r = failed(st, &b, "GET /version", err, errlen);
 		goto fail;
 	}
-	o = json_loads(b.data ? b.data : "", 0, NULL);
-	if (parse_version(json_string_value(json_object_get(o, "ApiVersion")),
-	        &major, &minor) < 0) {
-		set_err(err, errlen, "%s: /version names no ApiVersion",
+	o = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
+	api = json_string_value(json_object_get(o, "ApiVersion"));
+	if (parse_version(api, &major, &minor) < 0) {
+		set_err(err, errlen, "%s: /version names no API version",
 		    socket_path);
 		r = SHOAL_E_UNEXPECTED;
 		goto fail;
 	}
-	if (major != 1 || minor < API_FLOOR_MINOR) {
+	if (major != API_MAJOR || minor < API_FLOOR_MINOR) {
 		set_err(err, errlen,
-		    "%s speaks API %u.%u; shoal needs %s or newer", socket_path,
-		    major, minor, DOCKER_API_FLOOR);
+		    "%s speaks Docker API %s; shoal needs %s or newer",
+		    socket_path, api, DOCKER_API_FLOOR);
 		r = SHOAL_E_PROTOCOL;
 		goto fail;
 	}
 	if (minor > API_NEWEST_MINOR)
 		minor = API_NEWEST_MINOR;
-	{
-		json_t *comp;
-		size_t i;
-
-		json_array_foreach(json_object_get(o, "Components"), i, comp)
-		{
-			const char *name =
-			    json_string_value(json_object_get(comp, "Name"));
-
-			if (name && strstr(name, "Podman"))
-				d->podman = 1;
-		}
+	/* A daemon may have dropped old versions (Docker 29: below 1.44). */
+	min_api = json_string_value(json_object_get(o, "MinAPIVersion"));
+	if (parse_version(min_api, &min_major, &min_minor) == 0 &&
+	    (min_major > API_MAJOR ||
+	        (min_major == API_MAJOR && min_minor > minor))) {
+		set_err(err, errlen,
+		    "%s serves Docker API %s to %s only; shoal speaks %s to "
+		    "%d.%d",
+		    socket_path, min_api, api, DOCKER_API_FLOOR, API_MAJOR,
+		    API_NEWEST_MINOR);
+		r = SHOAL_E_PROTOCOL;
+		goto fail;
 	}
-	snprintf(d->version, sizeof d->version, "%u.%u", API_NEWEST_MAJOR,
-	    minor);
+	find_podman(d, json_object_get(o, "Components"));
+	snprintf(d->version, sizeof d->version, "%d.%u", API_MAJOR, minor);
 	json_decref(o);
 	free(b.data);
 	*ret = d;
@@ -316,56 +435,59 @@ docker_api_version(const docker_t *d)
 int
 docker_image_present(docker_t *d, const char *image, char *err, size_t errlen)
 {
-	char *e = escape(image), path[1024], what[512];
+	char *e = escape(image), *path = xasprintf("/images/%s/json", e);
+	char what[256];
 	buf_t b = { 0 };
 	long st;
 	int r;
 
-	snprintf(path, sizeof path, "/images/%s/json", e);
-	st = request(d, "GET", path, 1, NULL, CALL_TIMEOUT_MS, &b, err, errlen);
+	what_of(what, sizeof what, "inspect image", image);
+	st = request(d, "GET", path, NULL, CALL_TIMEOUT_MS, &b, what, err,
+	    errlen);
 	if (st == 200)
 		r = 1;
 	else if (st == 404)
 		r = 0;
 	else if (st < 0)
 		r = (int)st;
-	else {
-		snprintf(what, sizeof what, "inspect image %s", image);
+	else
 		r = failed(st, &b, what, err, errlen);
-	}
+	free(path);
 	free(e);
 	free(b.data);
 	return r;
 }
 
-/* Splits image into repository and tag (or digest): the tag is after the
- * last ':' that follows the last '/', so registry ports stay put. */
+/*
+ * Splits an image into the repository and the tag or digest that
+ * /images/create takes apart. The tag is after the last ':' behind the last
+ * '/', so a registry's port stays in the repository; a digest wins over a
+ * tag (name:tag@digest pulls the digest).
+ */
 static void
 split_image(const char *image, char **repo, char **tag)
 {
 	const char *at = strchr(image, '@');
-	const char *slash = strrchr(image, '/');
-	const char *colon = strrchr(slash ? slash : image, ':');
+	size_t n = at ? (size_t)(at - image) : strlen(image);
+	const char *slash = memrchr(image, '/', n);
+	const char *from = slash ? slash : image;
+	const char *colon = memchr(from, ':', n - (size_t)(from - image));
 
-	if (at) {
-		*repo = xasprintf("%.*s", (int)(at - image), image);
+	if (at)
 		*tag = xstrdup(at + 1);
-	} else if (colon) {
-		*repo = xasprintf("%.*s", (int)(colon - image), image);
-		*tag = xstrdup(colon + 1);
-	} else {
-		*repo = xstrdup(image);
-		*tag = xstrdup("latest");
-	}
+	else
+		*tag = xstrdup(colon ? colon + 1 : "latest");
+	if (colon)
+		n = (size_t)(colon - image);
+	*repo = xasprintf("%.*s", (int)n, image);
 }
 
 int
 docker_pull(docker_t *d, const char *image, docker_progress_fn fn, void *arg,
     char *err, size_t errlen)
 {
-	char *repo, *tag, *er, *et, *path;
 	buf_t b = { .stream = 1, .fn = fn, .fn_arg = arg };
-	char what[512];
+	char *repo, *tag, *er, *et, *path, what[256];
 	long st;
 	int r = 0;
 
@@ -373,19 +495,17 @@ docker_pull(docker_t *d, const char *image, docker_progress_fn fn, void *arg,
 	er = escape(repo);
 	et = escape(tag);
 	path = xasprintf("/images/create?fromImage=%s&tag=%s", er, et);
-	snprintf(what, sizeof what, "pull %s", image);
-	st = request(d, "POST", path, 1, NULL, 0, &b, err, errlen);
+	what_of(what, sizeof what, "pull", image);
+	st = request(d, "POST", path, NULL, 0, &b, what, err, errlen);
 	if (st < 0) {
 		r = (int)st;
 	} else if (st != 200) {
-		b.stream = 0;
 		r = failed(st, &b, what, err, errlen);
 	} else {
-		if (b.len)
-			stream_line(&b, b.data, b.len); /* no final newline */
+		stream_line(&b, b.data, b.len); /* a last line without \n */
 		if (b.stream_err) {
 			set_err(err, errlen, "%s: %s", what, b.stream_err);
-			r = SHOAL_E_NOT_FOUND;
+			r = SHOAL_E_UNEXPECTED;
 		}
 	}
 	free(b.stream_err);
@@ -410,12 +530,48 @@ string_array(const char *const *v)
 	return a;
 }
 
+/*
+ * GPUs. dockerd: a device request for the count, served by the NVIDIA
+ * container toolkit. Podman attaches GPUs as CDI devices ("nvidia.com/gpu=
+ * all", from the spec nvidia-ctk generates) and has no count. Through its
+ * compatible API before 5.4 it cannot: it accepts and ignores device
+ * requests, and a CDI name in HostConfig.Devices comes out as
+ * "nvidia.com/gpu=all::rwm" (unresolvable) or is stat'ed as a path (tried
+ * on 4.3.1 with a CDI spec the CLI resolves). From 5.4 it takes a device
+ * request with the "cdi" driver and the device names.
+ */
+static int
+add_gpus(docker_t *d, const docker_create_t *c, json_t *host, const char *what,
+    char *err, size_t errlen)
+{
+	if (!d->podman) {
+		json_object_set_new(host, "DeviceRequests",
+		    json_pack("[{s:s,s:I,s:[[s]]}]", "Driver", "", "Count",
+		        (json_int_t)c->gpus, "Capabilities", "gpu"));
+		return 0;
+	}
+	if (d->podman_major > PODMAN_CDI_MAJOR ||
+	    (d->podman_major == PODMAN_CDI_MAJOR &&
+	        d->podman_minor >= PODMAN_CDI_MINOR)) {
+		json_object_set_new(host, "DeviceRequests",
+		    json_pack("[{s:s,s:[s]}]", "Driver", "cdi", "DeviceIDs",
+		        GPU_CDI_ALL));
+		return 0;
+	}
+	set_err(err, errlen,
+	    "%s: GPUs through Podman's Docker API need Podman %d.%d or newer "
+	    "(this is %s)",
+	    what, PODMAN_CDI_MAJOR, PODMAN_CDI_MINOR, d->podman_version);
+	return -ENOTSUP;
+}
+
 int
 docker_create(docker_t *d, const docker_create_t *c, char *id, char *err,
     size_t errlen)
 {
 	json_t *body = json_object(), *host = json_object(), *labels;
-	char *text, *name = escape(c->name), path[512], what[256], port[32];
+	char *text = NULL, *name = escape(c->name), *path = NULL;
+	char what[256], port[32];
 	buf_t b = { 0 };
 	json_t *o = NULL;
 	const char *got;
@@ -423,6 +579,7 @@ docker_create(docker_t *d, const docker_create_t *c, char *id, char *err,
 	int r;
 
 	id[0] = '\0';
+	what_of(what, sizeof what, "create", c->name);
 	json_object_set_new(body, "Image", json_string(c->image));
 	if (c->cmd)
 		json_object_set_new(body, "Cmd", string_array(c->cmd));
@@ -445,42 +602,30 @@ docker_create(docker_t *d, const docker_create_t *c, char *id, char *err,
 		    json_integer((json_int_t)c->memory_bytes));
 	if (c->cpus > 0)
 		json_object_set_new(host, "NanoCpus",
-		    json_integer((json_int_t)(c->cpus * 1e9)));
+		    json_integer((json_int_t)(c->cpus * 1e9 + 0.5)));
 	if (c->binds)
 		json_object_set_new(host, "Binds", string_array(c->binds));
-	if (c->gpus && d->podman) {
-		/* Podman takes GPUs as CDI devices (nvidia-ctk generates the
-		 * spec); it has no count, so a node gives a service all of
-		 * them. */
-		json_object_set_new(host, "Devices",
-		    json_pack("[{s:s,s:s,s:s}]", "PathOnHost",
-		        "nvidia.com/gpu=all", "PathInContainer", "",
-		        "CgroupPermissions", "rwm"));
-	} else if (c->gpus) {
-		/* dockerd: a device request for N GPUs, served by the NVIDIA
-		 * container runtime hook. */
-		json_object_set_new(host, "DeviceRequests",
-		    json_pack("[{s:s,s:i,s:[[s]]}]", "Driver", "", "Count",
-		        (int)c->gpus, "Capabilities", "gpu"));
+	if (c->gpus && (r = add_gpus(d, c, host, what, err, errlen)) < 0) {
+		json_decref(host);
+		goto out;
 	}
 	json_object_set_new(body, "HostConfig", host);
 	text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
 	if (!text)
-		abort();
+		abort(); /* out of memory: every value above is valid */
 
-	snprintf(path, sizeof path, "/containers/create?name=%s", name);
-	snprintf(what, sizeof what, "create %s", c->name);
-	st =
-	    request(d, "POST", path, 1, text, CALL_TIMEOUT_MS, &b, err, errlen);
+	path = xasprintf("/containers/create?name=%s", name);
+	st = request(d, "POST", path, text, CALL_TIMEOUT_MS, &b, what, err,
+	    errlen);
 	if (st < 0) {
 		r = (int)st;
 	} else if (st != 201 && st != 200) {
 		r = failed(st, &b, what, err, errlen);
+	} else if (!(o = answer_json(&b, JSON_OBJECT, what, err, errlen))) {
+		r = SHOAL_E_UNEXPECTED;
 	} else {
-		o = json_loads(b.data ? b.data : "", 0, NULL);
 		got = json_string_value(json_object_get(o, "Id"));
-		if (got && strlen(got) <= DOCKER_ID_MAX) {
+		if (got && *got && strlen(got) <= DOCKER_ID_MAX) {
 			strcpy(id, got);
 			r = 0;
 		} else {
@@ -489,33 +634,37 @@ docker_create(docker_t *d, const docker_create_t *c, char *id, char *err,
 			r = SHOAL_E_UNEXPECTED;
 		}
 	}
+out:
+	json_decref(body);
 	json_decref(o);
 	free(b.data);
 	free(text);
+	free(path);
 	free(name);
 	return r;
 }
 
-/* A POST or DELETE on /containers/{id}{suffix}; ok2 is another status
- * that means success. */
+/* A POST or DELETE on /containers/{id}{suffix} without an answer body to
+ * read; ok2 is another status that means success (0: none). */
 static int
 container_call(docker_t *d, const char *method, const char *id,
     const char *suffix, long ok2, long timeout_ms, const char *verb, char *err,
     size_t errlen)
 {
-	char *e = escape(id), path[512], what[256];
+	char *e = escape(id), *path = xasprintf("/containers/%s%s", e, suffix);
+	char what[256];
 	buf_t b = { 0 };
 	long st;
 	int r = 0;
 
-	snprintf(path, sizeof path, "/containers/%s%s", e, suffix);
-	snprintf(what, sizeof what, "%s %.12s", verb, id);
-	st = request(d, method, path, 1, NULL, timeout_ms, &b, err, errlen);
+	what_of(what, sizeof what, verb, id);
+	st = request(d, method, path, NULL, timeout_ms, &b, what, err, errlen);
 	if (st < 0)
 		r = (int)st;
 	else if (st != 204 && st != 200 && st != ok2)
 		r = failed(st, &b, what, err, errlen);
 	free(b.data);
+	free(path);
 	free(e);
 	return r;
 }
@@ -535,6 +684,8 @@ docker_stop(docker_t *d, const char *id, unsigned timeout_s, char *err,
 	char suffix[32];
 
 	snprintf(suffix, sizeof suffix, "/stop?t=%u", timeout_s);
+	/* 304: already stopped. The daemon waits timeout_s before SIGKILL,
+	 * so the call gets that long and the usual time on top. */
 	return container_call(d, "POST", id, suffix, 304,
 	    (long)timeout_s * 1000 + CALL_TIMEOUT_MS, "stop", err, errlen);
 }
@@ -545,32 +696,41 @@ docker_remove(docker_t *d, const char *id, int force, char *err, size_t errlen)
 	int r = container_call(d, "DELETE", id, force ? "?force=1&v=1" : "?v=1",
 	    0, CALL_TIMEOUT_MS, "remove", err, errlen);
 
-	return r == SHOAL_E_NOT_FOUND ? 0 : r; /* gone already */
+	if (r == SHOAL_E_NOT_FOUND) { /* gone already */
+		if (err && errlen)
+			err[0] = '\0';
+		r = 0;
+	}
+	return r;
 }
 
-/* "2026-11-24T07:01:02.123456789Z" -> ms; 0 for the zero time. */
+/* "2026-11-24T07:01:02.123456789Z" (or with +hh:mm) -> ms since the epoch;
+ * 0 for the zero time ("0001-01-01T00:00:00Z") or what does not parse. */
 static uint64_t
 parse_time(const char *s)
 {
 	struct tm tm = { 0 };
 	const char *rest;
 	uint64_t ms = 0;
+	int64_t t, off = 0;
+	int digits = 0, hh, mm;
 
 	if (!s || strncmp(s, "0001-", 5) == 0)
 		return 0;
 	rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (!rest)
 		return 0;
-	if (*rest == '.') {
-		int digits = 0;
-
+	if (*rest == '.')
 		for (rest++; *rest >= '0' && *rest <= '9'; rest++)
 			if (digits++ < 3)
 				ms = ms * 10 + (uint64_t)(*rest - '0');
-		for (; digits < 3; digits++)
-			ms *= 10;
-	}
-	return (uint64_t)timegm(&tm) * 1000 + ms;
+	for (; digits < 3; digits++)
+		ms *= 10;
+	if ((*rest == '+' || *rest == '-') &&
+	    sscanf(rest + 1, "%2d:%2d", &hh, &mm) == 2)
+		off = (*rest == '+' ? 1 : -1) * (int64_t)(hh * 3600 + mm * 60);
+	t = (int64_t)timegm(&tm) - off;
+	return t > 0 ? (uint64_t)t * 1000 + ms : 0;
 }
 
 static void
@@ -579,6 +739,15 @@ copy_str(char *dst, size_t size, json_t *v)
 	const char *s = json_string_value(v);
 
 	snprintf(dst, size, "%s", s ? s : "");
+}
+
+/* Docker names start with '/'. */
+static void
+copy_name(char *dst, size_t size, json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	snprintf(dst, size, "%s", s ? s + (s[0] == '/') : "");
 }
 
 static void
@@ -594,21 +763,32 @@ fill_labels(docker_container_t *c, json_t *labels)
 	c->revision = rev ? strtoull(rev, NULL, 10) : 0;
 }
 
-/* The first published host port in inspect's NetworkSettings.Ports. */
+static unsigned
+port_number(long long p)
+{
+	return p > 0 && p < 65536 ? (unsigned)p : 0;
+}
+
+/* The published host port in inspect's NetworkSettings.Ports: a create
+ * publishes one port, the others an image exposes are bound to null. */
 static unsigned
 inspect_port(json_t *ports)
 {
 	const char *key;
-	json_t *v;
+	json_t *v, *bind;
+	size_t i;
 
 	json_object_foreach(ports, key, v)
 	{
-		json_t *first = json_array_get(v, 0);
-		const char *p =
-		    json_string_value(json_object_get(first, "HostPort"));
+		json_array_foreach(v, i, bind)
+		{
+			const char *p = json_string_value(
+			    json_object_get(bind, "HostPort"));
+			unsigned n = p ? port_number(atoll(p)) : 0;
 
-		if (p && atoi(p) > 0)
-			return (unsigned)atoi(p);
+			if (n)
+				return n;
+		}
 	}
 	return 0;
 }
@@ -617,17 +797,17 @@ int
 docker_inspect(docker_t *d, const char *id, docker_container_t *out, char *err,
     size_t errlen)
 {
-	char *e = escape(id), path[512], what[256];
+	char *e = escape(id), *path = xasprintf("/containers/%s/json", e);
 	json_t *o = NULL, *state, *config;
+	char what[256];
 	buf_t b = { 0 };
-	const char *name;
 	long st;
 	int r = 0;
 
 	memset(out, 0, sizeof *out);
-	snprintf(path, sizeof path, "/containers/%s/json", e);
-	snprintf(what, sizeof what, "inspect %.12s", id);
-	st = request(d, "GET", path, 1, NULL, CALL_TIMEOUT_MS, &b, err, errlen);
+	what_of(what, sizeof what, "inspect", id);
+	st = request(d, "GET", path, NULL, CALL_TIMEOUT_MS, &b, what, err,
+	    errlen);
 	if (st < 0) {
 		r = (int)st;
 		goto out;
@@ -636,16 +816,12 @@ docker_inspect(docker_t *d, const char *id, docker_container_t *out, char *err,
 		r = failed(st, &b, what, err, errlen);
 		goto out;
 	}
-	o = json_loads(b.data ? b.data : "", 0, NULL);
-	if (!json_is_object(o)) {
-		set_err(err, errlen, "%s: the answer is not JSON", what);
+	if (!(o = answer_json(&b, JSON_OBJECT, what, err, errlen))) {
 		r = SHOAL_E_UNEXPECTED;
 		goto out;
 	}
 	copy_str(out->id, sizeof out->id, json_object_get(o, "Id"));
-	name = json_string_value(json_object_get(o, "Name"));
-	snprintf(out->name, sizeof out->name, "%s",
-	    name ? name + (name[0] == '/') : "");
+	copy_name(out->name, sizeof out->name, json_object_get(o, "Name"));
 	state = json_object_get(o, "State");
 	copy_str(out->state, sizeof out->state,
 	    json_object_get(state, "Status"));
@@ -662,8 +838,39 @@ docker_inspect(docker_t *d, const char *id, docker_container_t *out, char *err,
 out:
 	json_decref(o);
 	free(b.data);
+	free(path);
 	free(e);
 	return r;
+}
+
+/* One container of GET /containers/json, whose shape differs from
+ * inspect's: State is the status word, the exit code is only in the
+ * "Exited (3) 2 minutes ago" of Status, ports are a list. */
+static int
+list_item(docker_container_t *c, json_t *item)
+{
+	const char *status = json_string_value(json_object_get(item, "Status"));
+	json_t *p;
+	size_t k;
+
+	copy_str(c->id, sizeof c->id, json_object_get(item, "Id"));
+	if (!c->id[0])
+		return -1;
+	copy_name(c->name, sizeof c->name,
+	    json_array_get(json_object_get(item, "Names"), 0));
+	copy_str(c->image, sizeof c->image, json_object_get(item, "Image"));
+	copy_str(c->state, sizeof c->state, json_object_get(item, "State"));
+	if (status && sscanf(status, "Exited (%d)", &c->exit_code) != 1)
+		c->exit_code = 0;
+	fill_labels(c, json_object_get(item, "Labels"));
+	json_array_foreach(json_object_get(item, "Ports"), k, p)
+	{
+		c->host_port = port_number(
+		    json_integer_value(json_object_get(p, "PublicPort")));
+		if (c->host_port)
+			break;
+	}
+	return 0;
 }
 
 int
@@ -671,20 +878,23 @@ docker_list(docker_t *d, const char *label_key, const char *label_value,
     docker_container_t **ret, size_t *ret_n, char *err, size_t errlen)
 {
 	json_t *filter, *o = NULL, *item;
-	char *ftext, *fe, *path, label[256];
+	char *label, *ftext, *fe, *path;
 	docker_container_t *v = NULL;
 	buf_t b = { 0 };
 	size_t n = 0, i;
 	long st;
 	int r = 0;
 
-	snprintf(label, sizeof label, "%s=%s", label_key, label_value);
+	label = xasprintf("%s=%s", label_key, label_value);
 	filter = json_pack("{s:[s]}", "label", label);
 	ftext = json_dumps(filter, JSON_COMPACT);
+	if (!ftext)
+		abort(); /* out of memory */
 	json_decref(filter);
 	fe = escape(ftext);
 	path = xasprintf("/containers/json?all=1&filters=%s", fe);
-	st = request(d, "GET", path, 1, NULL, CALL_TIMEOUT_MS, &b, err, errlen);
+	st = request(d, "GET", path, NULL, CALL_TIMEOUT_MS, &b,
+	    "list containers", err, errlen);
 	if (st < 0) {
 		r = (int)st;
 		goto out;
@@ -693,68 +903,41 @@ docker_list(docker_t *d, const char *label_key, const char *label_value,
 		r = failed(st, &b, "list containers", err, errlen);
 		goto out;
 	}
-	o = json_loads(b.data ? b.data : "", 0, NULL);
-	if (!json_is_array(o)) {
-		set_err(err, errlen,
-		    "list containers: the answer is not a "
-		    "JSON array");
+	if (!(o = answer_json(&b, JSON_ARRAY, "list containers", err,
+	          errlen))) {
 		r = SHOAL_E_UNEXPECTED;
 		goto out;
 	}
 	v = xcalloc(json_array_size(o) + 1, sizeof *v);
 	json_array_foreach(o, i, item)
 	{
-		docker_container_t *c = &v[n];
-		json_t *names = json_object_get(item, "Names"), *p;
-		const char *name = json_string_value(json_array_get(names, 0));
-		size_t k;
-
-		copy_str(c->id, sizeof c->id, json_object_get(item, "Id"));
-		if (!c->id[0])
-			continue;
-		snprintf(c->name, sizeof c->name, "%s",
-		    name ? name + (name[0] == '/') : "");
-		copy_str(c->image, sizeof c->image,
-		    json_object_get(item, "Image"));
-		copy_str(c->state, sizeof c->state,
-		    json_object_get(item, "State"));
-		fill_labels(c, json_object_get(item, "Labels"));
-		json_array_foreach(json_object_get(item, "Ports"), k, p)
-		{
-			json_int_t pub = json_integer_value(
-			    json_object_get(p, "PublicPort"));
-
-			if (pub > 0 && pub < 65536) {
-				c->host_port = (unsigned)pub;
-				break;
-			}
-		}
-		n++;
+		if (list_item(&v[n], item) == 0)
+			n++;
+		else
+			memset(&v[n], 0, sizeof v[n]);
 	}
+	*ret = v;
+	*ret_n = n;
 out:
-	if (r == 0) {
-		*ret = v;
-		*ret_n = n;
-	} else {
-		free(v);
-	}
 	json_decref(o);
 	free(b.data);
 	free(path);
 	free(fe);
 	free(ftext);
+	free(label);
 	return r;
 }
 
-/* Non-TTY logs come in frames: a byte for the stream, three zero bytes, a
- * big-endian length, then the payload. */
+/* Logs of a container without a TTY come in frames: a byte naming the
+ * stream (0 stdin, 1 stdout, 2 stderr), three zero bytes, a big-endian
+ * length, then the payload. A TTY's come as they are. */
 static char *
 demux(const char *data, size_t len)
 {
 	char *out = xmalloc(len + 1);
 	size_t o = 0, i = 0;
 
-	while (i + 8 <= len && (data[i] == 1 || data[i] == 2) &&
+	while (i + 8 <= len && (unsigned char)data[i] <= 2 &&
 	    data[i + 1] == 0 && data[i + 2] == 0 && data[i + 3] == 0) {
 		const unsigned char *h = (const unsigned char *)data + i;
 		size_t n = (size_t)h[4] << 24 | (size_t)h[5] << 16 |
@@ -762,12 +945,12 @@ demux(const char *data, size_t len)
 
 		i += 8;
 		if (n > len - i)
-			n = len - i;
+			n = len - i; /* a frame cut by the cap */
 		memcpy(out + o, data + i, n);
 		o += n;
 		i += n;
 	}
-	if (i < len) { /* not framed (a TTY), or the rest of a cut frame */
+	if (i < len) { /* not framed, or what follows is not */
 		memcpy(out + o, data + i, len - i);
 		o += len - i;
 	}
@@ -779,15 +962,16 @@ int
 docker_logs_tail(docker_t *d, const char *id, unsigned lines, char **ret,
     char *err, size_t errlen)
 {
-	char *e = escape(id), path[512], what[256];
+	char *e = escape(id), *path, what[256];
 	buf_t b = { 0 };
 	long st;
 	int r = 0;
 
-	snprintf(path, sizeof path,
-	    "/containers/%s/logs?stdout=1&stderr=1&tail=%u", e, lines);
-	snprintf(what, sizeof what, "logs of %.12s", id);
-	st = request(d, "GET", path, 1, NULL, CALL_TIMEOUT_MS, &b, err, errlen);
+	path = xasprintf("/containers/%s/logs?stdout=1&stderr=1&tail=%u", e,
+	    lines);
+	what_of(what, sizeof what, "logs of", id);
+	st = request(d, "GET", path, NULL, CALL_TIMEOUT_MS, &b, what, err,
+	    errlen);
 	if (st < 0)
 		r = (int)st;
 	else if (st != 200)
@@ -795,6 +979,7 @@ docker_logs_tail(docker_t *d, const char *id, unsigned lines, char **ret,
 	else
 		*ret = demux(b.data ? b.data : "", b.len);
 	free(b.data);
+	free(path);
 	free(e);
 	return r;
 }
