@@ -2,16 +2,21 @@
 /*
  * The service runner (see runner.h). Each desired service has a slot with
  * up to three containers: the active one (serving), a candidate being
- * brought up for a new revision, and the previous one, stopped and kept for
- * an instant rollback. A timer steps every slot that has no job in flight:
+ * brought up for the wanted revision, and the previous one, stopped and
+ * kept for an instant rollback. Every container carries the spec it was
+ * started with, and is probed with that spec's health check.
  *
- *   no active container of the wanted revision -> prepare (pull) -> start
- *   candidate -> probe until healthy (switch) or failed (remove candidate)
- *   active -> probe; died or unhealthy -> restart with backoff
- *   service no longer wanted -> remove its containers
- *
- * A failed revision is not retried until the desired state changes; the
- * active container of the previous revision keeps serving meanwhile.
+ * A timer steps every slot in two lanes:
+ *   - the active container is watched on its own schedule, always (also
+ *     while a candidate comes up or an image is pulled): died or unhealthy
+ *     -> restart with backoff;
+ *   - the lifecycle: no container of the wanted revision -> revive the
+ *     previous one if it is that revision, else prepare (pull) and start a
+ *     candidate -> probe until healthy (switch) or failed (candidate
+ *     removed, the active one keeps serving); a service no longer wanted
+ *     -> its containers removed.
+ * A revision whose container failed is not retried until the desired state
+ * changes; one whose image could not be prepared is retried with backoff.
  */
 #include "autoconf.h"
 
@@ -33,6 +38,8 @@
 
 #define TICK_MS 200
 #define WORKERS 4
+/* Pulls take at most this many workers: probes and restarts keep one. */
+#define PULLS_MAX (WORKERS - 1)
 #define OPEN_RETRY_MS 5000
 #define STOP_TIMEOUT_S 10
 #define BACKOFF_MIN_MS 1000
@@ -40,6 +47,8 @@
 /* Healthy this long after a restart: the next crash starts from the
  * shortest backoff again. */
 #define BACKOFF_RESET_MS 60000
+#define PREPARE_RETRY_MIN_MS 30000
+#define PREPARE_RETRY_MAX_MS (5 * 60 * 1000)
 /* Without a health check: how often a running container is looked at. */
 #define WATCH_MS 2000
 #define HEALTHY_DEADLINE_DEFAULT_MS (5 * 60 * 1000)
@@ -49,13 +58,19 @@ typedef struct ctr {
 	char id[DOCKER_ID_MAX + 1]; /* empty: none */
 	uint64_t revision;
 	unsigned port;
+	Shoal__ServiceSpec *spec; /* owned; NULL: not known (adopted) */
+	/* its health watch */
+	unsigned ok_streak, fail_streak;
+	uint64_t started_mono;
+	uint64_t next_probe_mono;
+	int probing; /* a probe job in flight */
 } ctr_t;
 
 typedef struct slot {
 	char name[SERVICE_NAME_MAX + 1];
 	Shoal__ServiceAssignment *want; /* owned; NULL: remove the service */
 	ctr_t active, cand, prev;
-	int busy; /* a job in flight */
+	int busy; /* a lifecycle job in flight */
 
 	/* status */
 	Shoal__ServiceStatus__State state;
@@ -63,12 +78,13 @@ typedef struct slot {
 	char reason[REASON_MAX];
 	uint64_t since_ms;
 	uint32_t restarts;
-	uint64_t failed_rev; /* its bring-up failed: wait for a new state */
 
-	/* health of the container being watched (candidate or active) */
-	unsigned ok_streak, fail_streak;
-	uint64_t started_mono;
-	uint64_t next_probe_mono;
+	uint64_t failed_rev; /* its bring-up failed: wait for a new state */
+	int failed_prepare;  /* ... in preparation: retried at retry_mono */
+	uint64_t retry_mono;
+	uint64_t prepare_backoff_ms;
+
+	/* restarts of the active container */
 	int need_restart;
 	uint64_t next_restart_mono;
 	uint64_t backoff_ms;
@@ -89,6 +105,7 @@ struct runner {
 	char runtime_err[REASON_MAX];
 	int listing;
 	int adopted; /* the first container list is in */
+	unsigned pulling;
 
 	slot_t *v;
 	size_t n;
@@ -106,6 +123,7 @@ enum job_kind {
 	J_START,
 	J_PROBE,
 	J_RESTART,
+	J_REVIVE,
 	J_SWITCH,
 	J_REMOVE,
 };
@@ -183,10 +201,14 @@ set_state(runner_t *rn, slot_t *s, Shoal__ServiceStatus__State st, uint64_t rev,
 static Shoal__ServiceSpec *
 spec_copy(const Shoal__ServiceSpec *spec)
 {
-	size_t n = shoal__service_spec__get_packed_size(spec);
-	uint8_t *buf = xmalloc(n + 1);
+	size_t n;
+	uint8_t *buf;
 	Shoal__ServiceSpec *copy;
 
+	if (!spec)
+		return NULL;
+	n = shoal__service_spec__get_packed_size(spec);
+	buf = xmalloc(n + 1);
 	shoal__service_spec__pack(spec, buf);
 	copy = shoal__service_spec__unpack(NULL, n, buf);
 	free(buf);
@@ -210,6 +232,34 @@ assignment_copy(const Shoal__ServiceAssignment *a)
 	return copy;
 }
 
+static void
+ctr_clear(ctr_t *c)
+{
+	if (c->spec)
+		shoal__service_spec__free_unpacked(c->spec, NULL);
+	memset(c, 0, sizeof *c);
+}
+
+/* Moves src into dst (whatever dst held is freed); src is left empty. A
+ * probe in flight on src answers for an id no slot field holds any more,
+ * and is ignored. */
+static void
+ctr_move(ctr_t *dst, ctr_t *src)
+{
+	ctr_clear(dst);
+	*dst = *src;
+	dst->probing = 0;
+	memset(src, 0, sizeof *src);
+}
+
+static void
+watch(ctr_t *c, uint64_t now)
+{
+	c->ok_streak = c->fail_streak = 0;
+	c->started_mono = now;
+	c->next_probe_mono = now;
+}
+
 static slot_t *
 find_slot(runner_t *rn, const char *name)
 {
@@ -229,6 +279,7 @@ add_slot(runner_t *rn, const char *name)
 	memset(s, 0, sizeof *s);
 	snprintf(s->name, sizeof s->name, "%s", name);
 	s->backoff_ms = BACKOFF_MIN_MS;
+	s->prepare_backoff_ms = PREPARE_RETRY_MIN_MS;
 	s->since_ms = now_ms();
 	return s;
 }
@@ -240,6 +291,9 @@ drop_slot(runner_t *rn, slot_t *s)
 
 	if (s->want)
 		shoal__service_assignment__free_unpacked(s->want, NULL);
+	ctr_clear(&s->active);
+	ctr_clear(&s->cand);
+	ctr_clear(&s->prev);
 	memmove(&rn->v[i], &rn->v[i + 1], (rn->n - i - 1) * sizeof *rn->v);
 	rn->n--;
 	if (rn->hooks.status_changed)
@@ -401,7 +455,9 @@ run_probe(rjob_t *j)
 		last_log_line(j);
 		return;
 	}
-	if (!j->spec->health) {
+	/* No health check, or an adopted older revision whose spec this
+	 * agent never had: running is healthy. */
+	if (!j->spec || !j->spec->health) {
 		j->probe_ok = 1;
 		return;
 	}
@@ -414,13 +470,16 @@ run_probe(rjob_t *j)
 	    http_probe(info.host_port, j->spec->health, j->err, sizeof j->err);
 }
 
+/* Starts a container again: a restart (stop first) or the revival of the
+ * stopped previous revision for a rollback. */
 static void
-run_restart(rjob_t *j)
+run_restart(rjob_t *j, int stop)
 {
 	docker_container_t info;
 	char err[REASON_MAX];
 
-	docker_stop(j->docker, j->id, STOP_TIMEOUT_S, err, sizeof err);
+	if (stop)
+		docker_stop(j->docker, j->id, STOP_TIMEOUT_S, err, sizeof err);
 	j->r = docker_start(j->docker, j->id, j->err, sizeof j->err);
 	if (j->r == 0)
 		j->r = docker_inspect(j->docker, j->id, &info, j->err,
@@ -454,7 +513,10 @@ run_job(job_t *job)
 		run_probe(j);
 		break;
 	case J_RESTART:
-		run_restart(j);
+		run_restart(j, 1);
+		break;
+	case J_REVIVE:
+		run_restart(j, 0);
 		break;
 	case J_SWITCH:
 		/* id: the old active, stopped and kept; id2: the one before
@@ -483,6 +545,7 @@ run_job(job_t *job)
 
 static void job_done(job_t *job, void *arg);
 
+/* A job for slot s (NULL: none); lifecycle jobs mark the slot busy. */
 static rjob_t *
 new_job(runner_t *rn, enum job_kind kind, slot_t *s)
 {
@@ -500,9 +563,25 @@ new_job(runner_t *rn, enum job_kind kind, slot_t *s)
 			j->revision = s->want->revision;
 			j->spec = spec_copy(s->want->spec);
 		}
-		s->busy = 1;
+		if (kind != J_PROBE)
+			s->busy = 1;
 	}
 	return j;
+}
+
+/* A probe of c, with the spec c was started with. */
+static void
+probe(runner_t *rn, slot_t *s, ctr_t *c)
+{
+	rjob_t *j = new_job(rn, J_PROBE, s);
+
+	if (j->spec)
+		shoal__service_spec__free_unpacked(j->spec, NULL);
+	j->spec = spec_copy(c->spec);
+	j->revision = c->revision;
+	snprintf(j->id, sizeof j->id, "%s", c->id);
+	c->probing = 1;
+	jobs_submit(rn->jobs, &j->base);
 }
 
 static void
@@ -520,7 +599,7 @@ free_job(rjob_t *j)
 static uint64_t
 healthy_deadline_ms(const Shoal__ServiceSpec *spec)
 {
-	if (spec->update && spec->update->healthy_deadline_ms)
+	if (spec && spec->update && spec->update->healthy_deadline_ms)
 		return spec->update->healthy_deadline_ms;
 	return HEALTHY_DEADLINE_DEFAULT_MS;
 }
@@ -528,15 +607,7 @@ healthy_deadline_ms(const Shoal__ServiceSpec *spec)
 static uint64_t
 probe_interval_ms(const Shoal__ServiceSpec *spec)
 {
-	return spec->health ? spec->health->interval_ms : WATCH_MS;
-}
-
-static void
-watch(slot_t *s, uint64_t now)
-{
-	s->ok_streak = s->fail_streak = 0;
-	s->started_mono = now;
-	s->next_probe_mono = now;
+	return spec && spec->health ? spec->health->interval_ms : WATCH_MS;
 }
 
 static void
@@ -552,23 +623,36 @@ remove_ids(runner_t *rn, slot_t *s, const char *a, const char *b, const char *c)
 	jobs_submit(rn->jobs, &j->base);
 }
 
+/* Revision rev could not be brought up; prepare: its image could not be
+ * had (retried with backoff) rather than its container failing. */
 static void
-candidate_failed(runner_t *rn, slot_t *s, const char *why)
+bring_up_failed(runner_t *rn, slot_t *s, uint64_t rev, int prepare,
+    const char *why)
 {
-	set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__FAILED,
-	    s->want->revision, "%s", why);
-	emit(rn, "service.failed", s->name, "revision %llu failed: %s",
-	    (unsigned long long)s->want->revision, why);
-	log_warning("service %s revision %llu failed: %s%s", s->name,
-	    (unsigned long long)s->want->revision, why,
-	    s->active.id[0] ? "; the previous revision keeps serving" : "");
-	s->failed_rev = s->want->revision;
-	if (s->cand.id[0]) {
+	if (s->cand.id[0] && s->cand.revision == rev) {
 		char id[DOCKER_ID_MAX + 1];
 
 		snprintf(id, sizeof id, "%s", s->cand.id);
-		s->cand = (ctr_t){ 0 };
+		ctr_clear(&s->cand);
 		remove_ids(rn, s, id, NULL, NULL);
+	}
+	if (!s->want || s->want->revision != rev)
+		return; /* the desired state moved on meanwhile */
+	set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__FAILED, rev, "%s%s", why,
+	    prepare ? " (tried again later)" : "");
+	emit(rn, "service.failed", s->name, "revision %llu failed: %s",
+	    (unsigned long long)rev, why);
+	log_warning("service %s revision %llu failed: %s%s", s->name,
+	    (unsigned long long)rev, why,
+	    s->active.id[0] ? "; the previous revision keeps serving" : "");
+	s->failed_rev = rev;
+	s->failed_prepare = prepare;
+	if (prepare) {
+		s->retry_mono = mono_ms() + s->prepare_backoff_ms;
+		s->prepare_backoff_ms =
+		    s->prepare_backoff_ms * 2 > PREPARE_RETRY_MAX_MS
+		    ? PREPARE_RETRY_MAX_MS
+		    : s->prepare_backoff_ms * 2;
 	}
 }
 
@@ -580,13 +664,16 @@ switch_to_candidate(runner_t *rn, slot_t *s)
 	snprintf(j->id, sizeof j->id, "%s", s->active.id);
 	snprintf(j->id2, sizeof j->id2, "%s", s->prev.id);
 	if (s->active.id[0])
-		s->prev = s->active;
+		ctr_move(&s->prev, &s->active);
 	else
-		s->prev = (ctr_t){ 0 };
-	s->active = s->cand;
-	s->cand = (ctr_t){ 0 };
+		ctr_clear(&s->prev);
+	ctr_move(&s->active, &s->cand);
+	watch(&s->active, mono_ms());
+	s->active.next_probe_mono =
+	    mono_ms() + probe_interval_ms(s->active.spec);
 	s->healthy_since_mono = mono_ms();
 	s->backoff_ms = BACKOFF_MIN_MS;
+	s->need_restart = 0;
 	set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__HEALTHY,
 	    s->active.revision, NULL);
 	emit(rn, "service.healthy", s->name,
@@ -600,43 +687,67 @@ switch_to_candidate(runner_t *rn, slot_t *s)
 static void
 probe_candidate(runner_t *rn, slot_t *s, rjob_t *j, uint64_t now)
 {
-	const Shoal__ServiceSpec *spec = s->want->spec;
+	const Shoal__ServiceSpec *spec = s->cand.spec;
+	const Shoal__HealthCheck *h = spec ? spec->health : NULL;
 	char why[REASON_MAX + 64];
 
 	if (j->r < 0) {
-		candidate_failed(rn, s, j->err);
+		bring_up_failed(rn, s, s->cand.revision, 0, j->err);
 		return;
 	}
-	s->cand.port = j->port;
+	if (j->port)
+		s->cand.port = j->port;
 	if (strcmp(j->state, "running") != 0) {
 		snprintf(why, sizeof why, "container %s (exit code %d)%s%s",
 		    j->state, j->exit_code, j->err[0] ? ": " : "", j->err);
-		candidate_failed(rn, s, why);
+		bring_up_failed(rn, s, s->cand.revision, 0, why);
 		return;
 	}
 	if (j->probe_ok) {
-		s->fail_streak = 0;
-		if (++s->ok_streak >=
-		    (spec->health ? spec->health->healthy_threshold : 1))
+		s->cand.fail_streak = 0;
+		if (++s->cand.ok_streak >= (h ? h->healthy_threshold : 1))
 			switch_to_candidate(rn, s);
 		return;
 	}
-	s->ok_streak = 0;
-	if (spec->health &&
-	    now - s->started_mono >= spec->health->start_period_ms &&
-	    ++s->fail_streak >= spec->health->unhealthy_threshold) {
+	s->cand.ok_streak = 0;
+	if (h && now - s->cand.started_mono >= h->start_period_ms &&
+	    ++s->cand.fail_streak >= h->unhealthy_threshold) {
 		snprintf(why, sizeof why,
-		    "health check failed %u times in a row: %s", s->fail_streak,
-		    j->err);
-		candidate_failed(rn, s, why);
+		    "health check failed %u times in a row: %s",
+		    s->cand.fail_streak, j->err);
+		bring_up_failed(rn, s, s->cand.revision, 0, why);
 		return;
 	}
-	if (now - s->started_mono > healthy_deadline_ms(spec)) {
+	if (now - s->cand.started_mono > healthy_deadline_ms(spec)) {
 		snprintf(why, sizeof why,
 		    "not healthy within %llums (healthy_deadline): %s",
 		    (unsigned long long)healthy_deadline_ms(spec), j->err);
-		candidate_failed(rn, s, why);
+		bring_up_failed(rn, s, s->cand.revision, 0, why);
 	}
+}
+
+static int
+is_current(const slot_t *s)
+{
+	return s->want && s->active.revision == s->want->revision;
+}
+
+/* The active container is gone (removed from outside): start over. */
+static void
+active_gone(runner_t *rn, slot_t *s)
+{
+	emit(rn, "container.died", s->name,
+	    "revision %llu: container %.12s is gone",
+	    (unsigned long long)s->active.revision, s->active.id);
+	log_warning("service %s: container %.12s is gone", s->name,
+	    s->active.id);
+	if (is_current(s)) {
+		s->failed_rev = 0;
+		set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__PENDING,
+		    s->want->revision, "container removed from outside");
+	}
+	ctr_clear(&s->active);
+	s->need_restart = 0;
 }
 
 static void
@@ -647,7 +758,7 @@ schedule_restart(runner_t *rn, slot_t *s, const char *why, uint64_t now)
 		s->backoff_ms = BACKOFF_MIN_MS;
 	s->need_restart = 1;
 	s->next_restart_mono = now + s->backoff_ms;
-	if (s->active.revision == s->want->revision)
+	if (is_current(s))
 		set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__UNHEALTHY,
 		    s->active.revision, "%s; restarting in %llus", why,
 		    (unsigned long long)(s->backoff_ms / 1000));
@@ -663,24 +774,12 @@ schedule_restart(runner_t *rn, slot_t *s, const char *why, uint64_t now)
 static void
 probe_active(runner_t *rn, slot_t *s, rjob_t *j, uint64_t now)
 {
-	const Shoal__ServiceSpec *spec = s->want->spec;
-	/* An older revision, serving after the wanted one failed: keep it
-	 * running, but the status stays about the failure. */
-	int current = s->active.revision == s->want->revision;
+	const Shoal__HealthCheck *h =
+	    s->active.spec ? s->active.spec->health : NULL;
 	char why[REASON_MAX + 64];
 
 	if (j->r == SHOAL_E_NOT_FOUND) {
-		/* Removed from outside: start over from the image. */
-		emit(rn, "container.died", s->name,
-		    "revision %llu: container %.12s is gone",
-		    (unsigned long long)s->active.revision, s->active.id);
-		s->active = (ctr_t){ 0 };
-		if (current) {
-			s->failed_rev = 0;
-			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__PENDING,
-			    s->want->revision,
-			    "container removed from outside");
-		}
+		active_gone(rn, s);
 		return;
 	}
 	if (j->r < 0)
@@ -694,8 +793,8 @@ probe_active(runner_t *rn, slot_t *s, rjob_t *j, uint64_t now)
 		return;
 	}
 	if (j->probe_ok) {
-		s->fail_streak = 0;
-		if (current &&
+		s->active.fail_streak = 0;
+		if (is_current(s) &&
 		    s->state != SHOAL__SERVICE_STATUS__STATE__HEALTHY) {
 			s->healthy_since_mono = now;
 			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__HEALTHY,
@@ -707,70 +806,124 @@ probe_active(runner_t *rn, slot_t *s, rjob_t *j, uint64_t now)
 		}
 		return;
 	}
-	if (!spec->health ||
-	    now - s->started_mono < spec->health->start_period_ms)
+	if (!h || now - s->active.started_mono < h->start_period_ms)
 		return;
-	if (++s->fail_streak >= spec->health->unhealthy_threshold) {
+	if (++s->active.fail_streak >= h->unhealthy_threshold) {
 		snprintf(why, sizeof why,
-		    "health check failed %u times in a row: %s", s->fail_streak,
-		    j->err);
-		s->fail_streak = 0;
+		    "health check failed %u times in a row: %s",
+		    s->active.fail_streak, j->err);
+		s->active.fail_streak = 0;
 		schedule_restart(rn, s, why, now);
 	}
 }
 
-/* The first list of this node's containers: adopt what matches the
- * desired state, keep one previous container per service, and remove the
- * rest. */
+static void
+garbage_add(char ***v, size_t *n, const char *id)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof **v);
+	(*v)[(*n)++] = xstrdup(id);
+}
+
+static ctr_t
+ctr_of(const docker_container_t *c)
+{
+	ctr_t ctr = { .revision = c->revision, .port = c->host_port };
+
+	snprintf(ctr.id, sizeof ctr.id, "%s", c->id);
+	return ctr;
+}
+
+/*
+ * The first list of this node's containers. Per wanted service: the
+ * newest running older revision keeps serving as the active container; a
+ * running container of the wanted revision becomes the candidate when such
+ * an older one serves, else the active one (restarted if stopped); the
+ * newest stopped older revision is kept as the previous one. Everything
+ * else, and every container of a service not wanted, is removed.
+ */
 static void
 adopt(runner_t *rn, rjob_t *j)
 {
 	char **garbage = NULL;
 	size_t ng = 0;
+	uint64_t now = mono_ms();
 
-	for (size_t i = 0; i < j->nlist; i++) {
-		const docker_container_t *c = &j->list[i];
-		slot_t *s = find_slot(rn, c->service);
-		int running = strcmp(c->state, "running") == 0;
-		ctr_t ctr = { .revision = c->revision, .port = c->host_port };
+	for (size_t i = 0; i < rn->n; i++) {
+		slot_t *s = &rn->v[i];
+		const docker_container_t *wanted = NULL, *older = NULL,
+		                         *stopped = NULL;
 
-		snprintf(ctr.id, sizeof ctr.id, "%s", c->id);
-		if (!s || !s->want) {
-			garbage = xrealloc(garbage, (ng + 1) * sizeof *garbage);
-			garbage[ng++] = xstrdup(c->id);
+		if (!s->want)
 			continue;
-		}
-		if (c->revision == s->want->revision ||
-		    (running && !s->active.id[0])) {
-			/* The wanted revision, or a running older one that
-			 * serves until the wanted one is healthy. */
-			if (s->active.id[0] &&
-			    s->active.revision != s->want->revision) {
-				garbage = xrealloc(garbage,
-				    (ng + 1) * sizeof *garbage);
-				garbage[ng++] = xstrdup(s->active.id);
+		for (size_t k = 0; k < j->nlist; k++) {
+			const docker_container_t *c = &j->list[k];
+			int running = strcmp(c->state, "running") == 0;
+
+			if (strcmp(c->service, s->name) != 0)
+				continue;
+			if (c->revision == s->want->revision) {
+				wanted = c;
+			} else if (running) {
+				if (older && older->revision > c->revision) {
+					garbage_add(&garbage, &ng, c->id);
+				} else {
+					if (older)
+						garbage_add(&garbage, &ng,
+						    older->id);
+					older = c;
+				}
+			} else {
+				if (stopped &&
+				    stopped->revision > c->revision) {
+					garbage_add(&garbage, &ng, c->id);
+				} else {
+					if (stopped)
+						garbage_add(&garbage, &ng,
+						    stopped->id);
+					stopped = c;
+				}
 			}
-			s->active = ctr;
-			watch(s, mono_ms());
-			if (!running && c->revision == s->want->revision)
-				s->need_restart = 1;
+		}
+		if (older) {
+			s->active = ctr_of(older);
+			watch(&s->active, now);
+		}
+		if (wanted && strcmp(wanted->state, "running") == 0) {
+			ctr_t *c = older ? &s->cand : &s->active;
+
+			*c = ctr_of(wanted);
+			c->spec = spec_copy(s->want->spec);
+			watch(c, now);
+		} else if (wanted && !older) {
+			s->active = ctr_of(wanted);
+			s->active.spec = spec_copy(s->want->spec);
+			watch(&s->active, now);
+			s->need_restart = 1;
+			s->next_restart_mono = now;
+		} else if (wanted) {
+			/* Stopped, with an older one serving: bring it up
+			 * again from the start. */
+			garbage_add(&garbage, &ng, wanted->id);
+		}
+		if (stopped)
+			s->prev = ctr_of(stopped);
+		if (s->active.id[0] || s->cand.id[0]) {
+			const ctr_t *c = s->cand.id[0] ? &s->cand : &s->active;
+
 			log_info("service %s: adopted container %.12s "
-			         "(revision %llu, %s)",
+			         "(revision %llu)%s",
 			    s->name, c->id, (unsigned long long)c->revision,
-			    c->state);
+			    older && s->cand.id[0] ? " as the candidate" : "");
 			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__STARTING,
-			    c->revision, "adopted after an agent restart");
-		} else if (!s->prev.id[0] || c->revision > s->prev.revision) {
-			if (s->prev.id[0]) {
-				garbage = xrealloc(garbage,
-				    (ng + 1) * sizeof *garbage);
-				garbage[ng++] = xstrdup(s->prev.id);
-			}
-			s->prev = ctr;
-		} else {
-			garbage = xrealloc(garbage, (ng + 1) * sizeof *garbage);
-			garbage[ng++] = xstrdup(c->id);
+			    s->want->revision,
+			    "adopted after an agent restart");
 		}
+	}
+	for (size_t k = 0; k < j->nlist; k++) {
+		slot_t *s = find_slot(rn, j->list[k].service);
+
+		if (!s || !s->want)
+			garbage_add(&garbage, &ng, j->list[k].id);
 	}
 	if (ng) {
 		rjob_t *rj = new_job(rn, J_REMOVE, NULL);
@@ -783,16 +936,27 @@ adopt(runner_t *rn, rjob_t *j)
 }
 
 static void
+start_candidate(runner_t *rn, slot_t *s, uint64_t rev)
+{
+	rjob_t *sj = new_job(rn, J_START, s);
+
+	container_name(rn->node, s->name, rev, sj->name, sizeof sj->name);
+	set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__STARTING, rev, NULL);
+	jobs_submit(rn->jobs, &sj->base);
+}
+
+static void
 job_done(job_t *job, void *arg)
 {
 	runner_t *rn = arg;
 	rjob_t *j = (rjob_t *)job;
 	slot_t *s = j->service[0] ? find_slot(rn, j->service) : NULL;
 	uint64_t now = mono_ms();
+	int wanted = s && s->want && s->want->revision == j->revision;
 
 	if (job->cancelled)
 		goto out;
-	if (s)
+	if (s && j->kind != J_PROBE)
 		s->busy = 0;
 	switch (j->kind) {
 	case J_OPEN:
@@ -820,53 +984,74 @@ job_done(job_t *job, void *arg)
 		adopt(rn, j);
 		break;
 	case J_PREPARE:
-		if (!s || !s->want || s->want->revision != j->revision)
+		rn->pulling--;
+		if (!wanted)
 			break; /* the desired state moved on meanwhile */
-		if (j->r < 0) {
-			candidate_failed(rn, s, j->err);
-			break;
-		}
-		{
-			rjob_t *sj = new_job(rn, J_START, s);
-
-			container_name(rn->node, s->name, j->revision, sj->name,
-			    sizeof sj->name);
-			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__STARTING,
-			    j->revision, NULL);
-			jobs_submit(rn->jobs, &sj->base);
-		}
+		if (j->r < 0)
+			bring_up_failed(rn, s, j->revision, 1, j->err);
+		else
+			start_candidate(rn, s, j->revision);
 		break;
 	case J_START:
+	case J_REVIVE:
 		if (j->r < 0) {
-			if (s && s->want && s->want->revision == j->revision)
-				candidate_failed(rn, s, j->err);
+			if (j->kind == J_REVIVE && s) {
+				/* The kept container is unusable: start
+				 * from the image instead. */
+				log_warning("service %s: cannot start the kept "
+				            "revision %llu: %s",
+				    s->name, (unsigned long long)j->revision,
+				    j->err);
+				ctr_clear(&s->prev);
+				remove_ids(rn, s, j->id, NULL, NULL);
+			} else if (wanted) {
+				bring_up_failed(rn, s, j->revision, 0, j->err);
+			}
 			break;
 		}
-		if (!s || !s->want || s->want->revision != j->revision) {
+		if (!wanted) {
 			/* Started for a state that is gone: remove it. */
 			remove_ids(rn, s, j->id, NULL, NULL);
 			break;
 		}
+		if (j->kind == J_REVIVE)
+			ctr_move(&s->cand, &s->prev);
 		snprintf(s->cand.id, sizeof s->cand.id, "%s", j->id);
 		s->cand.revision = j->revision;
 		s->cand.port = j->port;
-		watch(s, now);
+		if (s->cand.spec)
+			shoal__service_spec__free_unpacked(s->cand.spec, NULL);
+		s->cand.spec = spec_copy(j->spec);
+		watch(&s->cand, now);
 		emit(rn, "service.started", s->name,
-		    "revision %llu started as container %.12s",
-		    (unsigned long long)j->revision, j->id);
+		    "revision %llu %s container %.12s",
+		    (unsigned long long)j->revision,
+		    j->kind == J_REVIVE ? "back in its kept" : "started as",
+		    j->id);
 		break;
 	case J_PROBE:
-		if (!s || !s->want)
+		if (!s)
 			break;
-		s->next_probe_mono = now + probe_interval_ms(s->want->spec);
-		if (s->cand.id[0] && strcmp(s->cand.id, j->id) == 0)
+		if (s->cand.id[0] && strcmp(s->cand.id, j->id) == 0) {
+			s->cand.probing = 0;
+			s->cand.next_probe_mono =
+			    now + probe_interval_ms(s->cand.spec);
 			probe_candidate(rn, s, j, now);
-		else if (s->active.id[0] && strcmp(s->active.id, j->id) == 0)
+		} else if (s->active.id[0] &&
+		    strcmp(s->active.id, j->id) == 0) {
+			s->active.probing = 0;
+			s->active.next_probe_mono =
+			    now + probe_interval_ms(s->active.spec);
 			probe_active(rn, s, j, now);
+		}
 		break;
 	case J_RESTART:
-		if (!s || !s->want || strcmp(s->active.id, j->id) != 0)
+		if (!s || strcmp(s->active.id, j->id) != 0)
 			break;
+		if (j->r == SHOAL_E_NOT_FOUND) {
+			active_gone(rn, s);
+			break;
+		}
 		if (j->r < 0) {
 			schedule_restart(rn, s, j->err, now);
 			break;
@@ -874,8 +1059,8 @@ job_done(job_t *job, void *arg)
 		s->need_restart = 0;
 		s->restarts++;
 		s->active.port = j->port;
-		watch(s, now);
-		if (s->active.revision == s->want->revision)
+		watch(&s->active, now);
+		if (is_current(s))
 			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__STARTING,
 			    s->active.revision, "restarted");
 		emit(rn, "container.restarted", s->name,
@@ -900,8 +1085,8 @@ job_done(job_t *job, void *arg)
 		break;
 	}
 out:
-	if (j->kind == J_OPEN && j->r == 0 && job->cancelled)
-		docker_close(&j->docker);
+	if (j->kind == J_PREPARE && job->cancelled)
+		rn->pulling--;
 	free_job(j);
 }
 
@@ -913,44 +1098,71 @@ step(runner_t *rn, slot_t *s, uint64_t now)
 	rjob_t *j;
 
 	if (!s->want) {
+		if (s->busy || s->active.probing || s->cand.probing)
+			return;
 		if (s->active.id[0] || s->cand.id[0] || s->prev.id[0]) {
 			remove_ids(rn, s, s->active.id, s->cand.id, s->prev.id);
-			s->active = s->cand = s->prev = (ctr_t){ 0 };
-		} else if (!s->busy) {
+			ctr_clear(&s->active);
+			ctr_clear(&s->cand);
+			ctr_clear(&s->prev);
+		} else {
 			drop_slot(rn, s);
 		}
 		return;
 	}
-	/* Watch the candidate, else the active container: the wanted
-	 * revision's, or an older one still serving after the wanted one
-	 * failed. */
-	if (s->cand.id[0] ||
-	    (s->active.id[0] &&
-	        (s->active.revision == s->want->revision ||
-	            s->failed_rev == s->want->revision))) {
-		const char *id = s->cand.id[0] ? s->cand.id : s->active.id;
+	/* The active container is watched whatever the lifecycle does. */
+	if (s->active.id[0] && !s->active.probing && !s->need_restart &&
+	    now >= s->active.next_probe_mono)
+		probe(rn, s, &s->active);
+	if (s->busy)
+		return;
+	if (s->cand.id[0] && s->cand.revision != s->want->revision) {
+		/* A newer desired state arrived while it came up. */
+		if (!s->cand.probing) {
+			char id[DOCKER_ID_MAX + 1];
 
-		if (!s->cand.id[0] && s->need_restart) {
-			if (now < s->next_restart_mono)
-				return;
-			j = new_job(rn, J_RESTART, s);
-			snprintf(j->id, sizeof j->id, "%s", id);
-			jobs_submit(rn->jobs, &j->base);
-			return;
+			snprintf(id, sizeof id, "%s", s->cand.id);
+			ctr_clear(&s->cand);
+			remove_ids(rn, s, id, NULL, NULL);
 		}
-		if (now < s->next_probe_mono)
+		return;
+	}
+	if (s->active.id[0] && s->need_restart && !s->active.probing) {
+		if (now < s->next_restart_mono)
 			return;
-		j = new_job(rn, J_PROBE, s);
-		snprintf(j->id, sizeof j->id, "%s", id);
+		j = new_job(rn, J_RESTART, s);
+		snprintf(j->id, sizeof j->id, "%s", s->active.id);
 		jobs_submit(rn->jobs, &j->base);
 		return;
 	}
-	if (s->failed_rev == s->want->revision)
+	if (s->cand.id[0]) {
+		if (!s->cand.probing && now >= s->cand.next_probe_mono)
+			probe(rn, s, &s->cand);
+		return;
+	}
+	if (is_current(s))
+		return;
+	if (s->failed_rev == s->want->revision) {
+		if (!s->failed_prepare || now < s->retry_mono)
+			return;
+		s->failed_rev = 0; /* the image may be there now */
+	}
+	if (s->prev.id[0] && s->prev.revision == s->want->revision) {
+		/* A rollback to the kept revision: no pull, no create. */
+		set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__STARTING,
+		    s->want->revision, "starting the kept container");
+		j = new_job(rn, J_REVIVE, s);
+		snprintf(j->id, sizeof j->id, "%s", s->prev.id);
+		jobs_submit(rn->jobs, &j->base);
+		return;
+	}
+	if (rn->pulling >= PULLS_MAX)
 		return;
 	/* Staging preparation: time spent here never counts against the
 	 * health deadline, which starts when the container does. */
 	set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__PREPARING,
 	    s->want->revision, NULL);
+	rn->pulling++;
 	j = new_job(rn, J_PREPARE, s);
 	jobs_submit(rn->jobs, &j->base);
 }
@@ -981,8 +1193,7 @@ on_tick(zloop_t *loop, int timer_id, void *arg)
 	}
 	/* Backwards: step() may drop the slot it is given. */
 	for (size_t i = rn->n; i-- > 0;)
-		if (!rn->v[i].busy)
-			step(rn, &rn->v[i], now);
+		step(rn, &rn->v[i], now);
 	return 0;
 }
 
@@ -1025,10 +1236,15 @@ runner_destroy(runner_t **rnp)
 	rn->hooks = (runner_hooks_t){ 0 };
 	jobs_destroy(&rn->jobs);
 	docker_close(&rn->docker);
-	for (size_t i = 0; i < rn->n; i++)
-		if (rn->v[i].want)
-			shoal__service_assignment__free_unpacked(rn->v[i].want,
-			    NULL);
+	for (size_t i = 0; i < rn->n; i++) {
+		slot_t *s = &rn->v[i];
+
+		if (s->want)
+			shoal__service_assignment__free_unpacked(s->want, NULL);
+		ctr_clear(&s->active);
+		ctr_clear(&s->cand);
+		ctr_clear(&s->prev);
+	}
 	free(rn->v);
 	free(rn->st);
 	free(rn->stp);
@@ -1067,6 +1283,7 @@ runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
 			shoal__service_assignment__free_unpacked(s->want, NULL);
 		s->want = assignment_copy(a);
 		s->failed_rev = 0;
+		s->prepare_backoff_ms = PREPARE_RETRY_MIN_MS;
 		log_info("service %s: revision %llu wanted", s->name,
 		    (unsigned long long)a->revision);
 		if (!s->active.id[0] || s->active.revision != a->revision)

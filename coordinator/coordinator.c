@@ -485,6 +485,15 @@ apply(coordinator_t *c, const Shoal__Apply *a, Shoal__ControlReply *rep)
 
 	r = services_apply(c->svc, a->spec, a->message, ring_node, c, &revision,
 	    &changed, &selected);
+	if (r == SHOAL_E_LIMIT) {
+		rep->code = r;
+		rep->error = xasprintf("cannot apply service '%s': the "
+		                       "coordinator holds %d services at most, "
+		                       "and a node's desired state must fit in "
+		                       "one %d-byte frame",
+		    a->spec->service, SERVICES_MAX, WIRE_MAX_FRAME);
+		return;
+	}
 	if (r < 0) {
 		rep->code = r;
 		rep->error = xasprintf("cannot apply service '%s': %s",

@@ -18,7 +18,11 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/wire.h"
 #include "coordinator/services.h"
+
+/* Room left in a frame for the envelope around a desired state. */
+#define DESIRED_MAX (WIRE_MAX_FRAME - 16 * 1024)
 
 typedef struct service {
 	Shoal__ServiceRecord *rec; /* owned */
@@ -254,6 +258,16 @@ collect_changes(services_t *s, const char *node_id, size_t *ret_n)
 	return v;
 }
 
+/* A node's desired state travels in one frame: refuse what would not. */
+static int
+desired_fits(const change_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].len > DESIRED_MAX)
+			return SHOAL_E_LIMIT;
+	return 0;
+}
+
 static void
 changes_free(change_t *v, size_t n)
 {
@@ -467,6 +481,31 @@ count_selected(services_t *s, const Shoal__ServiceSpec *spec)
 	return n;
 }
 
+/* Revision numbers are never reused, even across a delete: an agent that
+ * was away during the delete must not take a new revision 1 for the old
+ * one it still runs. DB_META remembers the last number of a deleted
+ * service. */
+static void
+tombstone_key(const char *name, char *key, size_t size)
+{
+	snprintf(key, size, "lastrev/%s", name);
+}
+
+static uint64_t
+last_revision(services_t *s, const char *name)
+{
+	char key[SERVICE_NAME_MAX + 16];
+	store_txn_t *txn;
+	uint64_t v = 0;
+
+	tombstone_key(name, key, sizeof key);
+	if (store_begin(s->store, false, &txn) == 0) {
+		store_get_u64(txn, DB_META, key, &v);
+		store_abort(&txn);
+	}
+	return v;
+}
+
 int
 services_apply(services_t *s, const Shoal__ServiceSpec *spec,
     const char *message, services_ring_fn ring, void *arg,
@@ -479,7 +518,7 @@ services_apply(services_t *s, const Shoal__ServiceSpec *spec,
 	char digest[65];
 	change_t *ch = NULL;
 	size_t i, nch = 0, klen;
-	store_txn_t *txn;
+	store_txn_t *txn = NULL;
 	uint64_t now = now_ms();
 	int r, added = 0;
 
@@ -495,7 +534,8 @@ services_apply(services_t *s, const Shoal__ServiceSpec *spec,
 		return SHOAL_E_LIMIT;
 
 	rev.service = spec->service;
-	rev.revision = svc ? svc->rec->revision + 1 : 1;
+	rev.revision =
+	    svc ? svc->rec->revision + 1 : last_revision(s, spec->service) + 1;
 	rev.spec = (Shoal__ServiceSpec *)spec;
 	rev.created_ms = now;
 	rev.message = (char *)(message ? message : "");
@@ -520,7 +560,9 @@ services_apply(services_t *s, const Shoal__ServiceSpec *spec,
 	svc->cur = revision_copy(&rev);
 	ch = collect_changes(s, NULL, &nch);
 
-	r = store_begin(s->store, true, &txn);
+	r = desired_fits(ch, nch);
+	if (r == 0)
+		r = store_begin(s->store, true, &txn);
 	if (r == 0) {
 		klen = revision_key(spec->service, rev.revision, key);
 		r = store_put_msg(txn, DB_REVISIONS, key, klen, &rev.base);
@@ -537,7 +579,7 @@ services_apply(services_t *s, const Shoal__ServiceSpec *spec,
 		r = put_changes(s, txn, ch, nch);
 	if (r == 0)
 		r = store_commit(&txn);
-	else
+	else if (txn)
 		store_abort(&txn);
 
 	if (r < 0) {
@@ -615,6 +657,12 @@ services_delete(services_t *s, const char *name, services_ring_fn ring,
 		r = store_del(txn, DB_REVISIONS, p.keys[k], p.len + 9);
 	if (r == 0)
 		r = store_del(txn, DB_SERVICES, name, p.len);
+	if (r == 0) {
+		char key[SERVICE_NAME_MAX + 16];
+
+		tombstone_key(name, key, sizeof key);
+		r = store_put_u64(txn, DB_META, key, saved.rec->revision);
+	}
 	if (r == 0)
 		r = put_changes(s, txn, ch, nch);
 	if (r == 0)

@@ -39,7 +39,7 @@ for n in $NODES; do start_agent "$n"; done
 wait_for 20 json_ok '[.[] | select(.state == "online")] | length == 3' shoalctl nodes --json
 ok $? "three agents online"
 
-spec() { # spec FILE VERSION [IMAGE] [EXTRA-ARG]: the example model's spec
+spec() { # spec FILE VERSION [IMAGE] [EXTRA-ARG] [HEALTH-PATH]: the example model's spec
 	cat >"$1" <<EOF
 service: iris
 selector: {role: model}
@@ -49,7 +49,7 @@ env: {MODEL_VERSION: "$2"}
 port: 8080
 resources: {memory: 64Mi, cpus: 0.5}
 health:
-  path: /health
+  path: ${5:-/health}
   interval: 300ms
   timeout: 1s
   start_period: 2s
@@ -165,7 +165,10 @@ check "revision 2 still serves" \
 answers "$A" v2
 ok $? "and answers predictions"
 
-spec "$SCRATCH/v4.yaml" v4 "$IMAGE" --fail-health
+serving_a=$(container_of "$A")
+# Revision 4 never turns healthy, and probes another path: revision 2,
+# serving meanwhile, must still be probed on its own path.
+spec "$SCRATCH/v4.yaml" v4 "$IMAGE" --fail-health /ready
 shoalctl apply -f "$SCRATCH/v4.yaml" >/dev/null
 wait_for 90 all_at 4 failed
 ok $? "a model whose health check never passes ends failed"
@@ -173,6 +176,10 @@ check "the reason is the health check" \
 	json_ok 'all(.nodes[]; .reason | test("health check"))' status
 answers "$B" v2
 ok $? "revision 2 keeps serving meanwhile"
+sleep 3
+[ -n "$serving_a" ] && podman inspect -f '{{.State.Running}}' "$serving_a" | grep -q true &&
+	json_ok "any(.nodes[]; .node == \"$A\" and .restarts == 0 and .serving_revision == 2)" status
+ok $? "and is probed with its own health check: never restarted"
 check "the failed candidates' containers are removed (revision 2's are there)" \
 	sh -c "[ -n \"\$(podman ps -aq --filter label=shoal.node=$A --filter label=shoal.revision=2)\" ]" 
 check "  and no container of revision 4 is left" \
