@@ -201,35 +201,13 @@ set_state(runner_t *rn, slot_t *s, Shoal__ServiceStatus__State st, uint64_t rev,
 static Shoal__ServiceSpec *
 spec_copy(const Shoal__ServiceSpec *spec)
 {
-	size_t n;
-	uint8_t *buf;
-	Shoal__ServiceSpec *copy;
-
-	if (!spec)
-		return NULL;
-	n = shoal__service_spec__get_packed_size(spec);
-	buf = xmalloc(n + 1);
-	shoal__service_spec__pack(spec, buf);
-	copy = shoal__service_spec__unpack(NULL, n, buf);
-	free(buf);
-	if (!copy)
-		abort();
-	return copy;
+	return spec ? wire_copy(&spec->base) : NULL;
 }
 
 static Shoal__ServiceAssignment *
 assignment_copy(const Shoal__ServiceAssignment *a)
 {
-	size_t n = shoal__service_assignment__get_packed_size(a);
-	uint8_t *buf = xmalloc(n + 1);
-	Shoal__ServiceAssignment *copy;
-
-	shoal__service_assignment__pack(a, buf);
-	copy = shoal__service_assignment__unpack(NULL, n, buf);
-	free(buf);
-	if (!copy)
-		abort();
-	return copy;
+	return wire_copy(&a->base);
 }
 
 static void

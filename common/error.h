@@ -22,9 +22,21 @@ enum {
 	SHOAL_E_TIMEOUT = -1010,       /* the peer did not answer in time */
 	SHOAL_E_UNEXPECTED = -1011,    /* a reply of the wrong kind */
 	SHOAL_E_STORE_LOCKED = -1012,  /* another process holds the store */
-	SHOAL_E_LIMIT = -1013,         /* a configured or built-in limit reached */
+	SHOAL_E_LIMIT = -1013, /* a configured or built-in limit reached */
 	SHOAL_E_LAST = -1013,
 };
+
+/*
+ * For validators that name what failed through `const char **ret_why`:
+ * unless cond holds, set *ret_why to why and return SHOAL_E_INVALID.
+ */
+#define REQUIRE(cond, why)                      \
+	do {                                    \
+		if (!(cond)) {                  \
+			*ret_why = (why);       \
+			return SHOAL_E_INVALID; \
+		}                               \
+	} while (0)
 
 /* A static description of a negative code (or -errno). Never NULL. */
 const char *shoal_strerror(int code);

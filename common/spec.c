@@ -357,26 +357,18 @@ probe_path_problem(const char *s)
 
 /* -- spec_validate() -------------------------------------------------- */
 
-#define CHECK(cond, why)                        \
-	do {                                    \
-		if (!(cond)) {                  \
-			*ret_why = (why);       \
-			return SHOAL_E_INVALID; \
-		}                               \
-	} while (0)
-
 static int
 selector_ok(const Shoal__ServiceSpec *s, const char **ret_why)
 {
-	CHECK(s->n_selector <= LABELS_MAX, "selector: more than 64 labels");
-	CHECK(!s->n_selector || s->selector, "selector: missing");
+	REQUIRE(s->n_selector <= LABELS_MAX, "selector: more than 64 labels");
+	REQUIRE(!s->n_selector || s->selector, "selector: missing");
 	for (size_t i = 0; i < s->n_selector; i++) {
 		const Shoal__Label *l = s->selector[i];
 
-		CHECK(l, "selector: empty entry");
-		CHECK(label_key_valid(l->key), "selector: label name");
-		CHECK(label_value_valid(l->value), "selector: label value");
-		CHECK(i == 0 || strcmp(s->selector[i - 1]->key, l->key) < 0,
+		REQUIRE(l, "selector: empty entry");
+		REQUIRE(label_key_valid(l->key), "selector: label name");
+		REQUIRE(label_value_valid(l->value), "selector: label value");
+		REQUIRE(i == 0 || strcmp(s->selector[i - 1]->key, l->key) < 0,
 		    "selector: not sorted by name, or a name given twice");
 	}
 	return 0;
@@ -385,15 +377,15 @@ selector_ok(const Shoal__ServiceSpec *s, const char **ret_why)
 static int
 env_ok(const Shoal__ServiceSpec *s, const char **ret_why)
 {
-	CHECK(s->n_env <= SPEC_ENV_MAX, "env: more than 128 variables");
-	CHECK(!s->n_env || s->env, "env: missing");
+	REQUIRE(s->n_env <= SPEC_ENV_MAX, "env: more than 128 variables");
+	REQUIRE(!s->n_env || s->env, "env: missing");
 	for (size_t i = 0; i < s->n_env; i++) {
 		const Shoal__EnvVar *e = s->env[i];
 
-		CHECK(e, "env: empty entry");
-		CHECK(env_name_ok(e->name), "env: name");
-		CHECK(str_ok(e->value, SPEC_STRING_MAX), "env: value");
-		CHECK(i == 0 || strcmp(s->env[i - 1]->name, e->name) < 0,
+		REQUIRE(e, "env: empty entry");
+		REQUIRE(env_name_ok(e->name), "env: name");
+		REQUIRE(str_ok(e->value, SPEC_STRING_MAX), "env: value");
+		REQUIRE(i == 0 || strcmp(s->env[i - 1]->name, e->name) < 0,
 		    "env: not sorted by name, or a name given twice");
 	}
 	return 0;
@@ -402,16 +394,17 @@ env_ok(const Shoal__ServiceSpec *s, const char **ret_why)
 static int
 artifacts_ok(const Shoal__ServiceSpec *s, const char **ret_why)
 {
-	CHECK(s->n_artifacts <= SPEC_ARTIFACTS_MAX, "artifacts: more than 16");
-	CHECK(!s->n_artifacts || s->artifacts, "artifacts: missing");
+	REQUIRE(s->n_artifacts <= SPEC_ARTIFACTS_MAX,
+	    "artifacts: more than 16");
+	REQUIRE(!s->n_artifacts || s->artifacts, "artifacts: missing");
 	for (size_t i = 0; i < s->n_artifacts; i++) {
 		const Shoal__Artifact *a = s->artifacts[i];
 
-		CHECK(a, "artifacts: empty entry");
-		CHECK(!url_problem(a->url), "artifacts[].url");
-		CHECK(sha256_ok(a->sha256),
+		REQUIRE(a, "artifacts: empty entry");
+		REQUIRE(!url_problem(a->url), "artifacts[].url");
+		REQUIRE(sha256_ok(a->sha256),
 		    "artifacts[].sha256: not 64 lowercase hex digits");
-		CHECK(!artifact_path_problem(a->path), "artifacts[].path");
+		REQUIRE(!artifact_path_problem(a->path), "artifacts[].path");
 	}
 	/* Paths are checked above, so they are strings. */
 	for (size_t i = 0; i < s->n_artifacts; i++) {
@@ -421,10 +414,10 @@ artifacts_ok(const Shoal__ServiceSpec *s, const char **ret_why)
 			size_t na = strlen(a), nb = strlen(b);
 			size_t n = na < nb ? na : nb;
 
-			CHECK(strcmp(a, b) != 0,
+			REQUIRE(strcmp(a, b) != 0,
 			    "artifacts[].path: used twice");
-			CHECK(!(strncmp(a, b, n) == 0 &&
-			          (na > nb ? a : b)[n] == '/'),
+			REQUIRE(!(strncmp(a, b, n) == 0 &&
+			            (na > nb ? a : b)[n] == '/'),
 			    "artifacts[].path: one lies inside another");
 		}
 	}
@@ -438,20 +431,21 @@ health_ok(const Shoal__ServiceSpec *s, const char **ret_why)
 
 	if (!h)
 		return 0;
-	CHECK(s->port, "health: needs port");
-	CHECK(!probe_path_problem(h->path), "health.path");
-	CHECK(h->expect_status >= 100 && h->expect_status <= 599,
+	REQUIRE(s->port, "health: needs port");
+	REQUIRE(!probe_path_problem(h->path), "health.path");
+	REQUIRE(h->expect_status >= 100 && h->expect_status <= 599,
 	    "health.expect_status: not 100-599");
-	CHECK(h->interval_ms >= INTERVAL_MIN && h->interval_ms <= DURATION_MAX,
+	REQUIRE(h->interval_ms >= INTERVAL_MIN &&
+	        h->interval_ms <= DURATION_MAX,
 	    "health.interval: out of range");
-	CHECK(h->timeout_ms >= 1 && h->timeout_ms <= DURATION_MAX,
+	REQUIRE(h->timeout_ms >= 1 && h->timeout_ms <= DURATION_MAX,
 	    "health.timeout: out of range");
-	CHECK(h->start_period_ms <= DURATION_MAX,
+	REQUIRE(h->start_period_ms <= DURATION_MAX,
 	    "health.start_period: out of range");
-	CHECK(h->healthy_threshold >= 1 &&
+	REQUIRE(h->healthy_threshold >= 1 &&
 	        h->healthy_threshold <= THRESHOLD_MAX,
 	    "health.healthy_threshold: not 1-100");
-	CHECK(h->unhealthy_threshold >= 1 &&
+	REQUIRE(h->unhealthy_threshold >= 1 &&
 	        h->unhealthy_threshold <= THRESHOLD_MAX,
 	    "health.unhealthy_threshold: not 1-100");
 	return 0;
@@ -462,32 +456,32 @@ update_ok(const Shoal__UpdateStrategy *u, const char **ret_why)
 {
 	bool canary;
 
-	CHECK(u, "update: missing");
+	REQUIRE(u, "update: missing");
 	canary = u->strategy == SHOAL__UPDATE_STRATEGY__KIND__CANARY;
-	CHECK((int)u->strategy >= 0 &&
+	REQUIRE((int)u->strategy >= 0 &&
 	        (size_t)u->strategy < ARRAY_SIZE(strategy_names),
 	    "update.strategy: unknown");
-	CHECK(u->max_parallel >= 1 &&
+	REQUIRE(u->max_parallel >= 1 &&
 	        u->max_parallel <= (u->max_parallel_percent ? 100 : NODES_MAX),
 	    "update.max_parallel: out of range");
-	CHECK(u->canary <= (u->canary_percent ? 100 : NODES_MAX) &&
+	REQUIRE(u->canary <= (u->canary_percent ? 100 : NODES_MAX) &&
 	        (!u->canary_percent || u->canary >= 1),
 	    "update.canary: out of range");
-	CHECK(!canary || u->canary >= 1,
+	REQUIRE(!canary || u->canary >= 1,
 	    "update.canary: strategy canary needs at least one");
-	CHECK(canary || u->canary == 0,
+	REQUIRE(canary || u->canary == 0,
 	    "update.canary: only for strategy canary");
-	CHECK(canary || !u->auto_promote,
+	REQUIRE(canary || !u->auto_promote,
 	    "update.auto_promote: only for strategy canary");
-	CHECK(u->min_healthy_time_ms <= DURATION_MAX,
+	REQUIRE(u->min_healthy_time_ms <= DURATION_MAX,
 	    "update.min_healthy_time: out of range");
-	CHECK(u->healthy_deadline_ms > u->min_healthy_time_ms &&
+	REQUIRE(u->healthy_deadline_ms > u->min_healthy_time_ms &&
 	        u->healthy_deadline_ms <= DURATION_MAX,
 	    "update.healthy_deadline: not above min_healthy_time");
-	CHECK(u->progress_deadline_ms >= u->healthy_deadline_ms &&
+	REQUIRE(u->progress_deadline_ms >= u->healthy_deadline_ms &&
 	        u->progress_deadline_ms <= DURATION_MAX,
 	    "update.progress_deadline: below healthy_deadline");
-	CHECK(u->max_failures <= NODES_MAX, "update.max_failures: too many");
+	REQUIRE(u->max_failures <= NODES_MAX, "update.max_failures: too many");
 	return 0;
 }
 
@@ -499,35 +493,36 @@ spec_validate(const Shoal__ServiceSpec *s, const char **ret_why)
 
 	if (!ret_why)
 		ret_why = &why_unused;
-	CHECK(s, "spec: missing");
-	CHECK(name_ok(s->service),
+	REQUIRE(s, "spec: missing");
+	REQUIRE(name_ok(s->service),
 	    "service: not 1-63 of [a-z0-9-] starting and ending with a "
 	    "letter or digit");
 	r = selector_ok(s, ret_why);
 	if (r < 0)
 		return r;
-	CHECK(!image_problem(s->image),
+	REQUIRE(!image_problem(s->image),
 	    "image: not fully qualified (registry host, path, tag or "
 	    "digest)");
-	CHECK(s->n_command <= SPEC_COMMAND_MAX, "command: more than 64 words");
-	CHECK(!s->n_command || s->command, "command: missing");
+	REQUIRE(s->n_command <= SPEC_COMMAND_MAX,
+	    "command: more than 64 words");
+	REQUIRE(!s->n_command || s->command, "command: missing");
 	for (size_t i = 0; i < s->n_command; i++)
-		CHECK(str_ok(s->command[i], SPEC_STRING_MAX),
+		REQUIRE(str_ok(s->command[i], SPEC_STRING_MAX),
 		    "command: word missing or too long");
 	r = env_ok(s, ret_why);
 	if (r < 0)
 		return r;
-	CHECK(s->port <= 65535, "port: not 1-65535");
+	REQUIRE(s->port <= 65535, "port: not 1-65535");
 	if (s->resources) {
 		const Shoal__Resources *res = s->resources;
 
 		/* 0 means no limit; the parser only writes 0 when absent. */
-		CHECK(isfinite(res->cpus) && res->cpus >= 0 &&
+		REQUIRE(isfinite(res->cpus) && res->cpus >= 0 &&
 		        res->cpus <= CPUS_MAX,
 		    "resources.cpus: not 0-1024");
-		CHECK(res->memory_bytes <= MEMORY_MAX,
+		REQUIRE(res->memory_bytes <= MEMORY_MAX,
 		    "resources.memory: above 1Pi");
-		CHECK(res->gpus <= GPUS_MAX, "resources.gpus: not 0-64");
+		REQUIRE(res->gpus <= GPUS_MAX, "resources.gpus: not 0-64");
 	}
 	r = artifacts_ok(s, ret_why);
 	if (r < 0)
@@ -535,12 +530,12 @@ spec_validate(const Shoal__ServiceSpec *s, const char **ret_why)
 	r = health_ok(s, ret_why);
 	if (r < 0)
 		return r;
-	CHECK(s->update, "update: missing");
+	REQUIRE(s->update, "update: missing");
 	r = update_ok(s->update, ret_why);
 	if (r < 0)
 		return r;
 	/* Last: packing walks every string and array checked above. */
-	CHECK(shoal__service_spec__get_packed_size(s) <= SPEC_PACKED_MAX,
+	REQUIRE(shoal__service_spec__get_packed_size(s) <= SPEC_PACKED_MAX,
 	    "spec: packs to more than 64 KiB");
 	return 0;
 }

@@ -14,8 +14,8 @@
 #include "shoal.pb-c.h"
 
 #define SPEC_NAME_MAX 63
-#define SPEC_COMMAND_MAX 64   /* command words */
-#define SPEC_ENV_MAX 128      /* environment variables */
+#define SPEC_COMMAND_MAX 64 /* command words */
+#define SPEC_ENV_MAX 128    /* environment variables */
 #define SPEC_ARTIFACTS_MAX 16
 
 /*

@@ -28,6 +28,21 @@ wire_pack(const Shoal__Envelope *env, uint8_t **ret_buf, size_t *ret_len)
 	return 0;
 }
 
+void *
+wire_copy(const ProtobufCMessage *msg)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = xmalloc(n + 1);
+	ProtobufCMessage *copy;
+
+	protobuf_c_message_pack(msg, buf);
+	copy = protobuf_c_message_unpack(msg->descriptor, NULL, n, buf);
+	free(buf);
+	if (!copy)
+		abort(); /* it was packed a moment ago */
+	return copy;
+}
+
 zframe_t *
 wire_frame(const Shoal__Envelope *env)
 {
@@ -39,14 +54,6 @@ wire_frame(const Shoal__Envelope *env)
 	shoal__envelope__pack(env, zframe_data(f));
 	return f;
 }
-
-#define CHECK(cond, why)                        \
-	do {                                    \
-		if (!(cond)) {                  \
-			*ret_why = (why);       \
-			return SHOAL_E_INVALID; \
-		}                               \
-	} while (0)
 
 /*
  * The length of the character at p (left bytes remain) when it is
@@ -151,13 +158,13 @@ figure_ok(double v)
 static int
 labels_ok(Shoal__Label **v, size_t n, const char **ret_why)
 {
-	CHECK(n <= LABELS_MAX, "labels: too many");
+	REQUIRE(n <= LABELS_MAX, "labels: too many");
 	for (size_t i = 0; i < n; i++) {
-		CHECK(v[i], "labels: empty entry");
-		CHECK(label_key_valid(v[i]->key), "labels: key");
-		CHECK(label_value_valid(v[i]->value), "labels: value");
+		REQUIRE(v[i], "labels: empty entry");
+		REQUIRE(label_key_valid(v[i]->key), "labels: key");
+		REQUIRE(label_value_valid(v[i]->value), "labels: value");
 		for (size_t j = 0; j < i; j++)
-			CHECK(strcmp(v[i]->key, v[j]->key) != 0,
+			REQUIRE(strcmp(v[i]->key, v[j]->key) != 0,
 			    "labels: duplicate key");
 	}
 	return 0;
@@ -168,22 +175,22 @@ facts_ok(const Shoal__Facts *f, const char **ret_why)
 {
 	if (!f)
 		return 0;
-	CHECK(str_ok(f->hostname, WIRE_MAX_STRING), "facts.hostname");
-	CHECK(str_ok(f->os, WIRE_MAX_STRING), "facts.os");
-	CHECK(str_ok(f->kernel, WIRE_MAX_STRING), "facts.kernel");
-	CHECK(str_ok(f->arch, WIRE_MAX_STRING), "facts.arch");
+	REQUIRE(str_ok(f->hostname, WIRE_MAX_STRING), "facts.hostname");
+	REQUIRE(str_ok(f->os, WIRE_MAX_STRING), "facts.os");
+	REQUIRE(str_ok(f->kernel, WIRE_MAX_STRING), "facts.kernel");
+	REQUIRE(str_ok(f->arch, WIRE_MAX_STRING), "facts.arch");
 	return 0;
 }
 
 static int
 event_ok(const Shoal__Event *e, const char **ret_why)
 {
-	CHECK(e, "event: missing");
-	CHECK(e->seq > 0, "event.seq: must start at 1");
-	CHECK(str_ok(e->kind, 64) && e->kind[0], "event.kind");
-	CHECK(str_ok(e->service, WIRE_MAX_STRING), "event.service");
-	CHECK(msg_ok(e->message, WIRE_MAX_MESSAGE), "event.message");
-	CHECK(e->prev_seq < e->seq, "event.prev_seq: must precede seq");
+	REQUIRE(e, "event: missing");
+	REQUIRE(e->seq > 0, "event.seq: must start at 1");
+	REQUIRE(str_ok(e->kind, 64) && e->kind[0], "event.kind");
+	REQUIRE(str_ok(e->service, WIRE_MAX_STRING), "event.service");
+	REQUIRE(msg_ok(e->message, WIRE_MAX_MESSAGE), "event.message");
+	REQUIRE(e->prev_seq < e->seq, "event.prev_seq: must precede seq");
 	return 0;
 }
 
@@ -192,8 +199,8 @@ figures_ok(const Shoal__HostFigures *f, const char **ret_why)
 {
 	if (!f)
 		return 0;
-	CHECK(figure_ok(f->load1), "figures.load1");
-	CHECK(figure_ok(f->cpu_percent) && f->cpu_percent <= 100,
+	REQUIRE(figure_ok(f->load1), "figures.load1");
+	REQUIRE(figure_ok(f->cpu_percent) && f->cpu_percent <= 100,
 	    "figures.cpu_percent");
 	return 0;
 }
@@ -203,10 +210,11 @@ node_ok(const Shoal__Node *n, const char **ret_why)
 {
 	int r;
 
-	CHECK(n, "node: missing");
-	CHECK(node_id_valid(n->id), "node.id");
-	CHECK(str_ok(n->agent_version, WIRE_MAX_STRING), "node.agent_version");
-	CHECK(str_ok(n->store_id, WIRE_MAX_STRING), "node.store_id");
+	REQUIRE(n, "node: missing");
+	REQUIRE(node_id_valid(n->id), "node.id");
+	REQUIRE(str_ok(n->agent_version, WIRE_MAX_STRING),
+	    "node.agent_version");
+	REQUIRE(str_ok(n->store_id, WIRE_MAX_STRING), "node.store_id");
 	r = labels_ok(n->labels, n->n_labels, ret_why);
 	if (r < 0)
 		return r;
@@ -220,10 +228,10 @@ static int
 spec_ok(const Shoal__ServiceSpec *spec, const char *service,
     const char **ret_why)
 {
-	CHECK(spec, "spec: missing");
+	REQUIRE(spec, "spec: missing");
 	if (spec_validate(spec, ret_why) < 0)
 		return SHOAL_E_INVALID;
-	CHECK(!service || strcmp(spec->service, service) == 0,
+	REQUIRE(!service || strcmp(spec->service, service) == 0,
 	    "spec.service: differs from the service it is for");
 	return 0;
 }
@@ -231,14 +239,14 @@ spec_ok(const Shoal__ServiceSpec *spec, const char *service,
 static int
 status_ok(const Shoal__ServiceStatus *st, const char **ret_why)
 {
-	CHECK(st, "status: missing");
-	CHECK(service_name_valid(st->service), "status.service");
-	CHECK(st->state >= SHOAL__SERVICE_STATUS__STATE__PENDING &&
+	REQUIRE(st, "status: missing");
+	REQUIRE(service_name_valid(st->service), "status.service");
+	REQUIRE(st->state >= SHOAL__SERVICE_STATUS__STATE__PENDING &&
 	        st->state <= SHOAL__SERVICE_STATUS__STATE__FAILED,
 	    "status.state");
-	CHECK(str_ok(st->container, WIRE_MAX_STRING), "status.container");
-	CHECK(str_ok(st->endpoint, WIRE_MAX_STRING), "status.endpoint");
-	CHECK(msg_ok(st->reason, WIRE_MAX_MESSAGE), "status.reason");
+	REQUIRE(str_ok(st->container, WIRE_MAX_STRING), "status.container");
+	REQUIRE(str_ok(st->endpoint, WIRE_MAX_STRING), "status.endpoint");
+	REQUIRE(msg_ok(st->reason, WIRE_MAX_MESSAGE), "status.reason");
 	return 0;
 }
 
@@ -247,8 +255,8 @@ status_report_ok(const Shoal__StatusReport *rep, const char **ret_why)
 {
 	int r;
 
-	CHECK(rep, "status_report: missing");
-	CHECK(rep->n_services <= WIRE_MAX_SERVICES,
+	REQUIRE(rep, "status_report: missing");
+	REQUIRE(rep->n_services <= WIRE_MAX_SERVICES,
 	    "status_report.services: too many");
 	for (size_t i = 0; i < rep->n_services; i++) {
 		r = status_ok(rep->services[i], ret_why);
@@ -263,21 +271,22 @@ desired_state_ok(const Shoal__DesiredState *ds, const char **ret_why)
 {
 	int r;
 
-	CHECK(ds, "desired_state: missing");
-	CHECK(ds->n_services <= WIRE_MAX_SERVICES,
+	REQUIRE(ds, "desired_state: missing");
+	REQUIRE(ds->n_services <= WIRE_MAX_SERVICES,
 	    "desired_state.services: too many");
 	for (size_t i = 0; i < ds->n_services; i++) {
 		const Shoal__ServiceAssignment *a = ds->services[i];
 
-		CHECK(a, "desired_state.services: empty entry");
-		CHECK(service_name_valid(a->service),
+		REQUIRE(a, "desired_state.services: empty entry");
+		REQUIRE(service_name_valid(a->service),
 		    "desired_state.services.service");
-		CHECK(a->revision > 0, "desired_state.services.revision");
+		REQUIRE(a->revision > 0, "desired_state.services.revision");
 		r = spec_ok(a->spec, a->service, ret_why);
 		if (r < 0)
 			return r;
 		for (size_t j = 0; j < i; j++)
-			CHECK(strcmp(ds->services[j]->service, a->service) != 0,
+			REQUIRE(strcmp(ds->services[j]->service, a->service) !=
+			        0,
 			    "desired_state.services: a service twice");
 	}
 	return 0;
@@ -286,41 +295,41 @@ desired_state_ok(const Shoal__DesiredState *ds, const char **ret_why)
 static int
 control_request_ok(const Shoal__ControlRequest *c, const char **ret_why)
 {
-	CHECK(c, "control_request: missing");
+	REQUIRE(c, "control_request: missing");
 	switch (c->req_case) {
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_NODES:
-		CHECK(!c->list_nodes->after[0] ||
+		REQUIRE(!c->list_nodes->after[0] ||
 		        node_id_valid(c->list_nodes->after),
 		    "list_nodes.after");
-		CHECK(c->list_nodes->limit <= WIRE_MAX_ITEMS,
+		REQUIRE(c->list_nodes->limit <= WIRE_MAX_ITEMS,
 		    "list_nodes.limit");
 		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_GET_NODE:
-		CHECK(node_id_valid(c->get_node->id), "get_node.id");
+		REQUIRE(node_id_valid(c->get_node->id), "get_node.id");
 		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_EVENTS:
-		CHECK(!c->list_events->node[0] ||
+		REQUIRE(!c->list_events->node[0] ||
 		        node_id_valid(c->list_events->node),
 		    "list_events.node");
-		CHECK(c->list_events->limit <= WIRE_MAX_ITEMS,
+		REQUIRE(c->list_events->limit <= WIRE_MAX_ITEMS,
 		    "list_events.limit");
 		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_APPLY:
-		CHECK(msg_ok(c->apply->message, WIRE_MAX_MESSAGE),
+		REQUIRE(msg_ok(c->apply->message, WIRE_MAX_MESSAGE),
 		    "apply.message");
 		return spec_ok(c->apply->spec, NULL, ret_why);
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_SERVICES:
 		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_GET_STATUS:
-		CHECK(service_name_valid(c->get_status->service),
+		REQUIRE(service_name_valid(c->get_status->service),
 		    "get_status.service");
 		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_GET_HISTORY:
-		CHECK(service_name_valid(c->get_history->service),
+		REQUIRE(service_name_valid(c->get_history->service),
 		    "get_history.service");
 		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_DELETE_SERVICE:
-		CHECK(service_name_valid(c->delete_service->service),
+		REQUIRE(service_name_valid(c->delete_service->service),
 		    "delete_service.service");
 		return 0;
 	default:
@@ -334,29 +343,30 @@ control_reply_ok(const Shoal__ControlReply *c, const char **ret_why)
 {
 	int r;
 
-	CHECK(c, "control_reply: missing");
-	CHECK(msg_ok(c->error, WIRE_MAX_MESSAGE), "control_reply.error");
-	CHECK(!c->next[0] || node_id_valid(c->next), "control_reply.next");
-	CHECK(c->n_nodes <= WIRE_MAX_ITEMS, "control_reply.nodes: too many");
-	CHECK(c->n_events <= WIRE_MAX_ITEMS, "control_reply.events: too many");
+	REQUIRE(c, "control_reply: missing");
+	REQUIRE(msg_ok(c->error, WIRE_MAX_MESSAGE), "control_reply.error");
+	REQUIRE(!c->next[0] || node_id_valid(c->next), "control_reply.next");
+	REQUIRE(c->n_nodes <= WIRE_MAX_ITEMS, "control_reply.nodes: too many");
+	REQUIRE(c->n_events <= WIRE_MAX_ITEMS,
+	    "control_reply.events: too many");
 	for (size_t i = 0; i < c->n_nodes; i++) {
 		r = node_ok(c->nodes[i], ret_why);
 		if (r < 0)
 			return r;
 	}
-	CHECK(c->n_services <= WIRE_MAX_ITEMS &&
+	REQUIRE(c->n_services <= WIRE_MAX_ITEMS &&
 	        c->n_statuses <= WIRE_MAX_ITEMS &&
 	        c->n_revisions <= WIRE_MAX_ITEMS,
 	    "control_reply: too many items");
 	for (size_t i = 0; i < c->n_services; i++) {
-		CHECK(c->services[i] &&
+		REQUIRE(c->services[i] &&
 		        service_name_valid(c->services[i]->service),
 		    "control_reply.services.service");
-		CHECK(str_ok(c->services[i]->image, WIRE_MAX_STRING),
+		REQUIRE(str_ok(c->services[i]->image, WIRE_MAX_STRING),
 		    "control_reply.services.image");
 	}
 	for (size_t i = 0; i < c->n_statuses; i++) {
-		CHECK(c->statuses[i] && node_id_valid(c->statuses[i]->node),
+		REQUIRE(c->statuses[i] && node_id_valid(c->statuses[i]->node),
 		    "control_reply.statuses.node");
 		r = status_ok(c->statuses[i]->status, ret_why);
 		if (r < 0)
@@ -365,9 +375,9 @@ control_reply_ok(const Shoal__ControlReply *c, const char **ret_why)
 	for (size_t i = 0; i < c->n_revisions; i++) {
 		const Shoal__Revision *rev = c->revisions[i];
 
-		CHECK(rev && service_name_valid(rev->service),
+		REQUIRE(rev && service_name_valid(rev->service),
 		    "control_reply.revisions.service");
-		CHECK(msg_ok(rev->message, WIRE_MAX_MESSAGE) &&
+		REQUIRE(msg_ok(rev->message, WIRE_MAX_MESSAGE) &&
 		        str_ok(rev->digest, 64),
 		    "control_reply.revisions");
 		r = spec_ok(rev->spec, rev->service, ret_why);
@@ -375,8 +385,8 @@ control_reply_ok(const Shoal__ControlReply *c, const char **ret_why)
 			return r;
 	}
 	for (size_t i = 0; i < c->n_events; i++) {
-		CHECK(c->events[i], "control_reply.events: empty entry");
-		CHECK(node_id_valid(c->events[i]->node), "event.node");
+		REQUIRE(c->events[i], "control_reply.events: empty entry");
+		REQUIRE(node_id_valid(c->events[i]->node), "event.node");
 		r = event_ok(c->events[i]->event, ret_why);
 		if (r < 0)
 			return r;
@@ -404,17 +414,18 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 		*ret_why = "version";
 		return SHOAL_E_PROTOCOL;
 	}
-	CHECK(!env->node_id[0] || node_id_valid(env->node_id), "node_id");
+	REQUIRE(!env->node_id[0] || node_id_valid(env->node_id), "node_id");
 
 	switch (env->body_case) {
 	case SHOAL__ENVELOPE__BODY_HELLO:
-		CHECK(node_id_valid(env->node_id), "node_id: required");
-		CHECK(str_ok(env->hello->agent_version, WIRE_MAX_STRING),
+		REQUIRE(node_id_valid(env->node_id), "node_id: required");
+		REQUIRE(str_ok(env->hello->agent_version, WIRE_MAX_STRING),
 		    "hello.agent_version");
-		CHECK(str_ok(env->hello->store_id, WIRE_MAX_STRING),
+		REQUIRE(str_ok(env->hello->store_id, WIRE_MAX_STRING),
 		    "hello.store_id");
-		CHECK(env->hello->generation < UINT64_MAX, "hello.generation");
-		CHECK(env->hello->heartbeat_ms >= 10 &&
+		REQUIRE(env->hello->generation < UINT64_MAX,
+		    "hello.generation");
+		REQUIRE(env->hello->heartbeat_ms >= 10 &&
 		        env->hello->heartbeat_ms <= 3600 * 1000,
 		    "hello.heartbeat_ms");
 		r = labels_ok(env->hello->labels, env->hello->n_labels,
@@ -423,24 +434,24 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 			return r;
 		return facts_ok(env->hello->facts, ret_why);
 	case SHOAL__ENVELOPE__BODY_HEARTBEAT:
-		CHECK(node_id_valid(env->node_id), "node_id: required");
-		CHECK(env->heartbeat->generation < UINT64_MAX,
+		REQUIRE(node_id_valid(env->node_id), "node_id: required");
+		REQUIRE(env->heartbeat->generation < UINT64_MAX,
 		    "heartbeat.generation");
 		return figures_ok(env->heartbeat->figures, ret_why);
 	case SHOAL__ENVELOPE__BODY_DESIRED_STATE_REQUEST:
 	case SHOAL__ENVELOPE__BODY_ACK:
-		CHECK(node_id_valid(env->node_id), "node_id: required");
+		REQUIRE(node_id_valid(env->node_id), "node_id: required");
 		return 0;
 	case SHOAL__ENVELOPE__BODY_EVENT:
-		CHECK(node_id_valid(env->node_id), "node_id: required");
+		REQUIRE(node_id_valid(env->node_id), "node_id: required");
 		return event_ok(env->event, ret_why);
 	case SHOAL__ENVELOPE__BODY_WELCOME:
-		CHECK(
+		REQUIRE(
 		    str_ok(env->welcome->coordinator_version, WIRE_MAX_STRING),
 		    "welcome.coordinator_version");
 		return 0;
 	case SHOAL__ENVELOPE__BODY_STATUS_REPORT:
-		CHECK(node_id_valid(env->node_id), "node_id: required");
+		REQUIRE(node_id_valid(env->node_id), "node_id: required");
 		return status_report_ok(env->status_report, ret_why);
 	case SHOAL__ENVELOPE__BODY_DESIRED_STATE:
 		return desired_state_ok(env->desired_state, ret_why);
@@ -449,7 +460,7 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 	case SHOAL__ENVELOPE__BODY_DOORBELL:
 		return 0;
 	case SHOAL__ENVELOPE__BODY_ERROR:
-		CHECK(msg_ok(env->error->message, WIRE_MAX_MESSAGE),
+		REQUIRE(msg_ok(env->error->message, WIRE_MAX_MESSAGE),
 		    "error.message");
 		return 0;
 	case SHOAL__ENVELOPE__BODY_CONTROL_REQUEST:

@@ -47,6 +47,10 @@ void wire_clean_text(char *s, size_t max, int free_text);
 /* The checks a Node record in a control reply gets. */
 int wire_node_ok(const Shoal__Node *n, const char **ret_why);
 
+/* A deep, owned copy of any message, through the codec; free it with the
+ * message's free_unpacked (or protobuf_c_message_free_unpacked). */
+void *wire_copy(const ProtobufCMessage *msg);
+
 /* A frame holding the packed envelope, for zmsg_append(). */
 zframe_t *wire_frame(const Shoal__Envelope *env);
 

@@ -74,20 +74,11 @@ find(registry_t *reg, const char *id)
 	return found ? &reg->v[i] : NULL;
 }
 
-/* A deep, owned copy of msg through the codec. */
+/* A deep, owned copy of a record. */
 static Shoal__Node *
 node_copy(const Shoal__Node *msg)
 {
-	size_t n = shoal__node__get_packed_size(msg);
-	uint8_t *buf = xmalloc(n);
-	Shoal__Node *copy;
-
-	shoal__node__pack(msg, buf);
-	copy = shoal__node__unpack(NULL, n, buf);
-	free(buf);
-	if (!copy)
-		abort(); /* we just packed it */
-	return copy;
+	return wire_copy(&msg->base);
 }
 
 static int

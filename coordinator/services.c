@@ -444,31 +444,13 @@ services_close(services_t **sp)
 static Shoal__Revision *
 revision_copy(const Shoal__Revision *r)
 {
-	size_t n = shoal__revision__get_packed_size(r);
-	uint8_t *buf = xmalloc(n + 1);
-	Shoal__Revision *copy;
-
-	shoal__revision__pack(r, buf);
-	copy = shoal__revision__unpack(NULL, n, buf);
-	free(buf);
-	if (!copy)
-		abort();
-	return copy;
+	return wire_copy(&r->base);
 }
 
 static Shoal__ServiceRecord *
 record_copy(const Shoal__ServiceRecord *r)
 {
-	size_t n = shoal__service_record__get_packed_size(r);
-	uint8_t *buf = xmalloc(n + 1);
-	Shoal__ServiceRecord *copy;
-
-	shoal__service_record__pack(r, buf);
-	copy = shoal__service_record__unpack(NULL, n, buf);
-	free(buf);
-	if (!copy)
-		abort();
-	return copy;
+	return wire_copy(&r->base);
 }
 
 static uint32_t
