@@ -361,7 +361,7 @@ on_status_timer(zloop_t *loop, int timer_id, void *arg)
 {
 	agent_t *a = arg;
 
-	if (a->status_dirty && a->state == S_ONLINE)
+	if (a->status_dirty && a->state == S_ONLINE && runner_ready(a->runner))
 		send_status(a);
 	return 0;
 }

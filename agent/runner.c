@@ -1271,6 +1271,12 @@ runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
 	}
 }
 
+int
+runner_ready(const runner_t *rn)
+{
+	return rn->adopted || !rn->docker;
+}
+
 void
 runner_status(runner_t *rn, Shoal__StatusReport *rep)
 {

@@ -42,6 +42,12 @@ void runner_destroy(runner_t **rn);
 void runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds);
 
 /*
+ * Whether a status report would tell the truth: not between reaching the
+ * runtime and adopting its containers, when nothing looks like it runs.
+ */
+int runner_ready(const runner_t *rn);
+
+/*
  * The current status of every service, into rep (seq and generation are
  * the caller's). Borrowed until the next runner call.
  */

@@ -211,6 +211,31 @@ refused "a missing image" "bad.yaml:1: field 'image'"
 check "nothing was stored: iris is still at revision 5" \
 	json_ok '.[0].revision == 5' shoalctl services --json
 
+# -- an agent restarted while a new revision comes up ------------------------
+# Revision 6 takes a few seconds to load; $A's agent restarts meanwhile. It
+# must adopt the loading container as the candidate and keep revision 2
+# serving, not remove one or run both as if serving.
+sed -e 's|^command:.*|command: ["/model-server", "--port", "8080", "--load-delay", "8s"]|' \
+	-e 's|start_period: 2s|start_period: 20s|' \
+	-e 's|MODEL_VERSION: "v2"|MODEL_VERSION: "v6"|' "$SCRATCH/v2.yaml" >"$SCRATCH/v6.yaml"
+shoalctl apply -f "$SCRATCH/v6.yaml" >/dev/null
+wait_for 30 sh -c "podman ps --filter label=shoal.node=$A --filter label=shoal.revision=6 --format '{{.ID}}' | grep -q ."
+ok $? "revision 6's container is up (loading) on $A"
+kill -TERM "$(pid_of "$A")"
+wait "$(pid_of "$A")"
+start_agent "$A"
+wait_for 30 grep -q "as the candidate" "$SCRATCH/$A.log"
+ok $? "the restarted agent adopts the loading container as the candidate"
+wait_for 10 answers "$A" v2
+ok $? "revision 2 keeps serving while it loads"
+wait_for 90 all_at 6 healthy
+ok $? "every node reaches revision 6"
+answers "$A" v6
+ok $? "and answers with it"
+[ "$(podman ps -aq --filter "label=shoal.node=$A" --filter label=shoal.revision=6 | wc -l)" -eq 1 ] &&
+	state_of_rev "$A" 2 | grep -q '^exited'
+ok $? "one container of revision 6, and revision 2's kept, stopped"
+
 # -- delete: the containers are gone ------------------------------------------
 [ -n "$(podman ps -aq --filter "label=shoal.node=$A")" ]
 ok $? "before delete, $A has the service's containers"
