@@ -14,7 +14,10 @@
  *     previous one if it is that revision, else prepare (pull) and start a
  *     candidate -> probe until healthy (switch) or failed (candidate
  *     removed, the active one keeps serving); a service no longer wanted
- *     -> its containers removed.
+ *     -> its containers removed. An assignment that is not active (a
+ *     blue-green rollout staging) stops short of the switch: the healthy
+ *     candidate reports STAGED and is still probed, and switches once the
+ *     desired state makes the same revision active.
  * A revision whose container failed is not retried until the desired state
  * changes; one whose image could not be prepared is retried with backoff.
  */
@@ -64,6 +67,7 @@ typedef struct ctr {
 	uint64_t started_mono;
 	uint64_t next_probe_mono;
 	int probing; /* a probe job in flight */
+	int staged;  /* a healthy candidate told not to serve yet */
 } ctr_t;
 
 typedef struct slot {
@@ -646,6 +650,7 @@ switch_to_candidate(runner_t *rn, slot_t *s)
 	else
 		ctr_clear(&s->prev);
 	ctr_move(&s->active, &s->cand);
+	s->active.staged = 0;
 	watch(&s->active, mono_ms());
 	s->active.next_probe_mono =
 	    mono_ms() + probe_interval_ms(s->active.spec);
@@ -683,8 +688,26 @@ probe_candidate(runner_t *rn, slot_t *s, rjob_t *j, uint64_t now)
 	}
 	if (j->probe_ok) {
 		s->cand.fail_streak = 0;
-		if (++s->cand.ok_streak >= (h ? h->healthy_threshold : 1))
-			switch_to_candidate(rn, s);
+		if (++s->cand.ok_streak < (h ? h->healthy_threshold : 1))
+			return;
+		if (s->want && s->want->revision == s->cand.revision &&
+		    !s->want->active) {
+			/* Staged: healthy beside the serving one until the
+			 * desired state says switch. */
+			if (!s->cand.staged) {
+				s->cand.staged = 1;
+				set_state(rn, s,
+				    SHOAL__SERVICE_STATUS__STATE__STAGED,
+				    s->cand.revision, NULL);
+				emit(rn, "service.staged", s->name,
+				    "revision %llu staged (healthy, not "
+				    "serving) at 127.0.0.1:%u",
+				    (unsigned long long)s->cand.revision,
+				    s->cand.port);
+			}
+			return;
+		}
+		switch_to_candidate(rn, s);
 		return;
 	}
 	s->cand.ok_streak = 0;
@@ -696,6 +719,8 @@ probe_candidate(runner_t *rn, slot_t *s, rjob_t *j, uint64_t now)
 		bring_up_failed(rn, s, s->cand.revision, 0, why);
 		return;
 	}
+	if (s->cand.staged)
+		return; /* it was healthy: the deadline is met */
 	if (now - s->cand.started_mono > healthy_deadline_ms(spec)) {
 		snprintf(why, sizeof why,
 		    "not healthy within %llums (healthy_deadline): %s",
@@ -1114,6 +1139,10 @@ step(runner_t *rn, slot_t *s, uint64_t now)
 		return;
 	}
 	if (s->cand.id[0]) {
+		if (s->cand.staged && s->want->active && !s->cand.probing) {
+			switch_to_candidate(rn, s);
+			return;
+		}
 		if (!s->cand.probing && now >= s->cand.next_probe_mono)
 			probe(rn, s, &s->cand);
 		return;
@@ -1255,8 +1284,17 @@ runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
 
 		if (!s)
 			s = add_slot(rn, a->service);
-		if (s->want && s->want->revision == a->revision)
+		if (s->want && s->want->revision == a->revision) {
+			if (s->want->active != a->active) {
+				/* Staged -> serving (or back): same
+				 * revision, same containers. */
+				s->want->active = a->active;
+				log_info("service %s: revision %llu to %s",
+				    s->name, (unsigned long long)a->revision,
+				    a->active ? "serve" : "stay staged");
+			}
 			continue;
+		}
 		if (s->want)
 			shoal__service_assignment__free_unpacked(s->want, NULL);
 		s->want = assignment_copy(a);

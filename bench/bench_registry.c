@@ -158,6 +158,7 @@ bench_apply(const char *dir)
 	Shoal__Hello hello = SHOAL__HELLO__INIT;
 	Shoal__Label role = SHOAL__LABEL__INIT, *rolep[1] = { &role };
 	Shoal__ServiceSpec spec = SHOAL__SERVICE_SPEC__INIT;
+	Shoal__UpdateStrategy update = SHOAL__UPDATE_STRATEGY__INIT;
 	Shoal__Label sel = SHOAL__LABEL__INIT, *selp[1] = { &sel };
 	const Shoal__Node *node;
 	char path[512], id[32], name[32], image[64];
@@ -190,12 +191,20 @@ bench_apply(const char *dir)
 	spec.selector = selp;
 	spec.n_selector = 1;
 	spec.port = 8080;
+	/* Every node at once: these tests are about desired states, not
+	 * waves (test_rollout covers those). */
+	update.max_parallel = 100;
+	update.max_parallel_percent = 1;
+	update.healthy_deadline_ms = 60000;
+	update.progress_deadline_ms = 60000;
+	update.auto_revert = 1;
+	spec.update = &update;
 	spec.image = image;
 	spec.service = name;
 	for (int i = 0; i < SERVICES; i++) {
 		snprintf(name, sizeof name, "svc-%02d", i);
 		snprintf(image, sizeof image, "localhost/model-%02d:0", i);
-		services_apply(svc, &spec, "", NULL, NULL, &rev, &changed,
+		apply_spec(svc, &spec, "", NULL, NULL, &rev, &changed,
 		    &selected);
 	}
 	t = now_s();
@@ -203,7 +212,7 @@ bench_apply(const char *dir)
 		snprintf(name, sizeof name, "svc-%02d", i % SERVICES);
 		snprintf(image, sizeof image, "localhost/model-%02d:%d",
 		    i % SERVICES, i + 1);
-		if (services_apply(svc, &spec, "", NULL, NULL, &rev, &changed,
+		if (apply_spec(svc, &spec, "", NULL, NULL, &rev, &changed,
 		        &selected) < 0 ||
 		    !changed)
 			abort();
@@ -212,7 +221,7 @@ bench_apply(const char *dir)
 	    now_s() - t);
 	t = now_s();
 	for (int i = 0; i < APPLIES * 10; i++) {
-		services_apply(svc, &spec, "", NULL, NULL, &rev, &changed,
+		apply_spec(svc, &spec, "", NULL, NULL, &rev, &changed,
 		    &selected);
 		if (changed)
 			abort();
@@ -228,6 +237,21 @@ bench_apply(const char *dir)
 	services_close(&svc);
 	registry_close(&reg);
 	store_close(&store);
+}
+
+/* services_apply() with the results in the shape these tests read. */
+static int
+apply_spec(services_t *svc, const Shoal__ServiceSpec *spec, const char *msg,
+    services_ring_fn ring_fn, void *arg, uint64_t *rev, int *changed,
+    uint32_t *selected)
+{
+	services_result_t res;
+	int r = services_apply(svc, spec, msg, "test@host", ring_fn, arg, &res);
+
+	*rev = res.revision;
+	*changed = res.changed;
+	*selected = res.selected;
+	return r;
 }
 
 int

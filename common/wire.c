@@ -313,11 +313,41 @@ control_request_ok(const Shoal__ControlRequest *c, const char **ret_why)
 		    "list_events.node");
 		REQUIRE(c->list_events->limit <= WIRE_MAX_ITEMS,
 		    "list_events.limit");
+		REQUIRE(!c->list_events->service[0] ||
+		        service_name_valid(c->list_events->service),
+		    "list_events.service");
 		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_APPLY:
 		REQUIRE(msg_ok(c->apply->message, WIRE_MAX_MESSAGE),
 		    "apply.message");
+		REQUIRE(str_ok(c->apply->started_by, WIRE_MAX_STRING),
+		    "apply.started_by");
 		return spec_ok(c->apply->spec, NULL, ret_why);
+	case SHOAL__CONTROL_REQUEST__REQ_PLAN:
+		return spec_ok(c->plan->spec, NULL, ret_why);
+	case SHOAL__CONTROL_REQUEST__REQ_GET_ROLLOUT:
+		REQUIRE(service_name_valid(c->get_rollout->service),
+		    "get_rollout.service");
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_ROLLOUT_CONTROL:
+		REQUIRE(service_name_valid(c->rollout_control->service),
+		    "rollout_control.service");
+		REQUIRE(c->rollout_control->action >=
+		            SHOAL__ROLLOUT_CONTROL__ACTION__PROMOTE &&
+		        c->rollout_control->action <=
+		            SHOAL__ROLLOUT_CONTROL__ACTION__ABORT,
+		    "rollout_control.action");
+		REQUIRE(str_ok(c->rollout_control->started_by, WIRE_MAX_STRING),
+		    "rollout_control.started_by");
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_ROLLBACK:
+		REQUIRE(service_name_valid(c->rollback->service),
+		    "rollback.service");
+		REQUIRE(msg_ok(c->rollback->message, WIRE_MAX_MESSAGE),
+		    "rollback.message");
+		REQUIRE(str_ok(c->rollback->started_by, WIRE_MAX_STRING),
+		    "rollback.started_by");
+		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_SERVICES:
 		return 0;
 	case SHOAL__CONTROL_REQUEST__REQ_GET_STATUS:
@@ -336,6 +366,33 @@ control_request_ok(const Shoal__ControlRequest *c, const char **ret_why)
 		*ret_why = "control_request: unknown request";
 		return SHOAL_E_INVALID;
 	}
+}
+
+static int
+rollout_ok(const Shoal__Rollout *ro, const char **ret_why)
+{
+	REQUIRE(ro, "rollout: missing");
+	REQUIRE(service_name_valid(ro->service), "rollout.service");
+	REQUIRE(ro->update, "rollout.update: missing");
+	REQUIRE(ro->state >= SHOAL__ROLLOUT__STATE__RUNNING &&
+	        ro->state <= SHOAL__ROLLOUT__STATE__SUPERSEDED,
+	    "rollout.state");
+	REQUIRE(msg_ok(ro->reason, WIRE_MAX_MESSAGE) &&
+	        msg_ok(ro->message, WIRE_MAX_MESSAGE) &&
+	        str_ok(ro->started_by, WIRE_MAX_STRING),
+	    "rollout: text");
+	REQUIRE(ro->n_nodes <= WIRE_MAX_ITEMS, "rollout.nodes: too many");
+	for (size_t i = 0; i < ro->n_nodes; i++) {
+		const Shoal__RolloutNode *n = ro->nodes[i];
+
+		REQUIRE(n && node_id_valid(n->node), "rollout.nodes.node");
+		REQUIRE(n->state >= SHOAL__ROLLOUT_NODE__STATE__PENDING &&
+		        n->state <= SHOAL__ROLLOUT_NODE__STATE__REVERTED,
+		    "rollout.nodes.state");
+		REQUIRE(msg_ok(n->reason, WIRE_MAX_MESSAGE),
+		    "rollout.nodes.reason");
+	}
+	return 0;
 }
 
 static int
@@ -384,9 +441,25 @@ control_reply_ok(const Shoal__ControlReply *c, const char **ret_why)
 		if (r < 0)
 			return r;
 	}
+	REQUIRE(c->n_rollouts <= WIRE_MAX_ITEMS && c->n_plan <= WIRE_MAX_ITEMS,
+	    "control_reply: too many items");
+	for (size_t i = 0; i < c->n_rollouts; i++) {
+		r = rollout_ok(c->rollouts[i], ret_why);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < c->n_plan; i++) {
+		REQUIRE(c->plan[i] && node_id_valid(c->plan[i]->node),
+		    "control_reply.plan.node");
+		REQUIRE(str_ok(c->plan[i]->pull, WIRE_MAX_STRING),
+		    "control_reply.plan.pull");
+	}
 	for (size_t i = 0; i < c->n_events; i++) {
 		REQUIRE(c->events[i], "control_reply.events: empty entry");
-		REQUIRE(node_id_valid(c->events[i]->node), "event.node");
+		/* Empty: the coordinator's own event about a service. */
+		REQUIRE(!c->events[i]->node[0] ||
+		        node_id_valid(c->events[i]->node),
+		    "event.node");
 		r = event_ok(c->events[i]->event, ret_why);
 		if (r < 0)
 			return r;
@@ -509,4 +582,48 @@ wire_body_name(const Shoal__Envelope *env)
 	f = protobuf_c_message_descriptor_get_field(
 	    &shoal__envelope__descriptor, (unsigned)env->body_case);
 	return f ? f->name : "none";
+}
+
+/* -- state names ------------------------------------------------------- */
+
+#define NAME_OF(table, i)                                                  \
+	((size_t)(i) < sizeof table / sizeof *table && table[i] ? table[i] \
+	                                                        : "unknown")
+
+const char *
+wire_service_state_name(Shoal__ServiceStatus__State s)
+{
+	static const char *const names[] = { "pending", "preparing", "starting",
+		"staged", "healthy", "unhealthy", "failed" };
+
+	return NAME_OF(names, s);
+}
+
+const char *
+wire_rollout_state_name(Shoal__Rollout__State s)
+{
+	static const char *const names[] = { "running", "waiting-promote",
+		"reverting", "succeeded", "failed", "reverted", "aborted",
+		"superseded" };
+
+	return NAME_OF(names, s);
+}
+
+const char *
+wire_rollout_node_state_name(Shoal__RolloutNode__State s)
+{
+	static const char *const names[] = { "pending", "staging", "staged",
+		"switching", "settling", "done", "failed", "reverting",
+		"reverted" };
+
+	return NAME_OF(names, s);
+}
+
+const char *
+wire_strategy_name(Shoal__UpdateStrategy__Kind k)
+{
+	static const char *const names[] = { "rolling", "canary",
+		"blue-green" };
+
+	return NAME_OF(names, k);
 }

@@ -57,4 +57,10 @@ zframe_t *wire_frame(const Shoal__Envelope *env);
 /* The envelope's body name, for logs ("hello", "heartbeat", ...). */
 const char *wire_body_name(const Shoal__Envelope *env);
 
+/* Lower-case names of states, as shoalctl and events show them. */
+const char *wire_service_state_name(Shoal__ServiceStatus__State s);
+const char *wire_rollout_state_name(Shoal__Rollout__State s);
+const char *wire_rollout_node_state_name(Shoal__RolloutNode__State s);
+const char *wire_strategy_name(Shoal__UpdateStrategy__Kind k);
+
 #endif

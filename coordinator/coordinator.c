@@ -444,15 +444,17 @@ list_nodes(coordinator_t *c, const Shoal__ListNodes *ln,
 		rep->next = xstrdup(nodes[n - 1]->id);
 }
 
-/* Keeps the newest of events (oldest first) that fit in one reply. */
+/* Keeps the newest of events (oldest first) that fit in one reply, or
+ * the oldest when following (the rest comes with the next page). */
 static void
-fit_events(Shoal__StoredEvent **events, size_t n, Shoal__ControlReply *rep)
+fit_events(Shoal__StoredEvent **events, size_t n, int oldest,
+    Shoal__ControlReply *rep)
 {
 	size_t bytes = 0, keep = 0;
 
 	while (keep < n) {
-		size_t sz =
-		    shoal__stored_event__get_packed_size(events[n - 1 - keep]) +
+		size_t sz = shoal__stored_event__get_packed_size(
+		                oldest ? events[keep] : events[n - 1 - keep]) +
 		    ITEM_OVERHEAD;
 
 		if (bytes + sz > REPLY_BUDGET)
@@ -460,7 +462,7 @@ fit_events(Shoal__StoredEvent **events, size_t n, Shoal__ControlReply *rep)
 		bytes += sz;
 		keep++;
 	}
-	rep->events = events + (n - keep);
+	rep->events = oldest ? events : events + (n - keep);
 	rep->n_events = keep;
 	rep->truncated = keep < n;
 }
@@ -477,14 +479,25 @@ no_service(Shoal__ControlReply *rep, int r, const char *name)
 }
 
 static void
+refused(Shoal__ControlReply *rep, int r, const char *what, const char *name,
+    const char *why)
+{
+	rep->code = r;
+	if (r == SHOAL_E_NOT_FOUND && !why)
+		rep->error = xasprintf("no service '%s'", name);
+	else
+		rep->error = xasprintf("%s '%s': %s", what, name,
+		    why ? why : shoal_strerror(r));
+}
+
+static void
 apply(coordinator_t *c, const Shoal__Apply *a, Shoal__ControlReply *rep)
 {
-	uint32_t selected = 0;
-	uint64_t revision = 0;
-	int changed = 0, r;
+	services_result_t res;
+	int r;
 
-	r = services_apply(c->svc, a->spec, a->message, ring_node, c, &revision,
-	    &changed, &selected);
+	r = services_apply(c->svc, a->spec, a->message, a->started_by,
+	    ring_node, c, &res);
 	if (r == SHOAL_E_LIMIT) {
 		rep->code = r;
 		rep->error = xasprintf("cannot apply service '%s': the "
@@ -495,18 +508,58 @@ apply(coordinator_t *c, const Shoal__Apply *a, Shoal__ControlReply *rep)
 		return;
 	}
 	if (r < 0) {
-		rep->code = r;
-		rep->error = xasprintf("cannot apply service '%s': %s",
-		    a->spec->service, shoal_strerror(r));
+		refused(rep, r, "cannot apply service", a->spec->service, NULL);
 		return;
 	}
-	if (changed)
+	if (res.changed)
 		log_info("service %s: revision %llu applied to %u nodes%s%s",
-		    a->spec->service, (unsigned long long)revision, selected,
-		    a->message[0] ? ": " : "", a->message);
-	rep->revision = revision;
-	rep->changed = changed;
-	rep->selected = selected;
+		    a->spec->service, (unsigned long long)res.revision,
+		    res.selected, a->message[0] ? ": " : "", a->message);
+	rep->revision = res.revision;
+	rep->changed = res.changed;
+	rep->selected = res.selected;
+	if (res.changed)
+		services_reply_rollout(rep, res.rollout);
+}
+
+static void
+rollback(coordinator_t *c, const Shoal__Rollback *rb, Shoal__ControlReply *rep)
+{
+	services_result_t res;
+	char err[256] = "";
+	int r;
+
+	r = services_rollback(c->svc, rb->service, rb->to_revision, rb->message,
+	    rb->started_by, ring_node, c, &res, err, sizeof err);
+	if (r < 0) {
+		refused(rep, r, "cannot roll back service", rb->service,
+		    err[0] ? err : NULL);
+		return;
+	}
+	log_info("service %s: rollback to revision %llu%s%s", rb->service,
+	    (unsigned long long)res.revision, rb->started_by[0] ? " by " : "",
+	    rb->started_by);
+	rep->revision = res.revision;
+	rep->changed = 1;
+	rep->selected = res.selected;
+	services_reply_rollout(rep, res.rollout);
+}
+
+static void
+rollout_control(coordinator_t *c, const Shoal__RolloutControl *rc,
+    Shoal__ControlReply *rep)
+{
+	const Shoal__Rollout *ro = NULL;
+	const char *why = NULL;
+	int r;
+
+	r = services_rollout_control(c->svc, rc->service, rc->action,
+	    rc->started_by, ring_node, c, &ro, &why);
+	if (r < 0) {
+		refused(rep, r, "rollout of service", rc->service, why);
+		return;
+	}
+	services_reply_rollout(rep, ro);
 }
 
 static void
@@ -537,6 +590,23 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 		if (r < 0)
 			no_service(rep, r, req->get_history->service);
 		break;
+	case SHOAL__CONTROL_REQUEST__REQ_GET_ROLLOUT:
+		r = services_rollout(c->svc, req->get_rollout->service, rep);
+		if (r < 0)
+			no_service(rep, r, req->get_rollout->service);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_ROLLOUT_CONTROL:
+		rollout_control(c, req->rollout_control, rep);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_ROLLBACK:
+		rollback(c, req->rollback, rep);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_PLAN:
+		r = services_plan(c->svc, req->plan->spec, rep);
+		if (r < 0)
+			refused(rep, r, "cannot plan service",
+			    req->plan->spec->service, NULL);
+		break;
 	case SHOAL__CONTROL_REQUEST__REQ_DELETE_SERVICE:
 		r = services_delete(c->svc, req->delete_service->service,
 		    ring_node, c);
@@ -563,14 +633,17 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 		                            : EVENTS_DEFAULT_LIMIT;
 		r = registry_events(c->reg,
 		    req->list_events->node[0] ? req->list_events->node : NULL,
-		    n, events, nevents);
+		    req->list_events->service[0] ? req->list_events->service
+		                                 : NULL,
+		    req->list_events->after, n, events, nevents);
 		if (r < 0) {
 			rep->code = r;
 			rep->error = xasprintf("cannot read events: %s",
 			    shoal_strerror(r));
 			break;
 		}
-		fit_events(*events, *nevents, rep);
+		fit_events(*events, *nevents, req->list_events->after != 0,
+		    rep);
 		break;
 	default:
 		rep->code = SHOAL_E_INVALID;
@@ -655,6 +728,8 @@ on_sweep(zloop_t *loop, int timer_id, void *arg)
 	    c->opts->missed_heartbeats, on_offline, c);
 	if (r < 0)
 		log_error("liveness sweep failed: %s", shoal_strerror(r));
+	/* Rollouts move on what the agents reported since. */
+	services_tick(c->svc, ring_node, c);
 	return 0;
 }
 

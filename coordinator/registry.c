@@ -22,7 +22,7 @@
 #include "coordinator/registry.h"
 
 const char *const registry_dbs[] = { "nodes", "events", "meta", "services",
-	"revisions", "desired", "status" };
+	"revisions", "desired", "status", "rollouts" };
 const unsigned registry_ndbs = ARRAY_SIZE(registry_dbs);
 
 #define EVENTS_MAX 100000
@@ -350,6 +350,51 @@ registry_ack(registry_t *reg, const char *node_id, uint64_t generation)
 	return entry_update(reg, e, &next, 0);
 }
 
+/* Stores se under the next global sequence, the oldest event going once
+ * EVENTS_MAX are kept. */
+static int
+put_event(store_txn_t *txn, Shoal__StoredEvent *se)
+{
+	uint64_t gseq, count;
+	uint8_t key[8];
+	int r;
+
+	r = store_get_u64(txn, DB_META, EVENTS_NEXT_KEY, &gseq);
+	if (r == 0) {
+		store_key_u64(++gseq, key);
+		r = store_put_msg(txn, DB_EVENTS, key, sizeof key, &se->base);
+	}
+	if (r == 0)
+		r = store_put_u64(txn, DB_META, EVENTS_NEXT_KEY, gseq);
+	if (r == 0)
+		r = store_count(txn, DB_EVENTS, &count);
+	if (r == 0 && count > EVENTS_MAX && gseq > EVENTS_MAX) {
+		store_key_u64(gseq - EVENTS_MAX, key);
+		r = store_del(txn, DB_EVENTS, key, sizeof key);
+	}
+	return r;
+}
+
+int
+registry_write_event(registry_t *reg, store_txn_t *txn, const char *node_id,
+    const char *kind, const char *service, const char *message)
+{
+	Shoal__StoredEvent se = SHOAL__STORED_EVENT__INIT;
+	Shoal__Event ev = SHOAL__EVENT__INIT;
+	uint64_t now = now_ms();
+
+	(void)reg;
+	ev.seq = 1; /* not an agent's: the coordinator's events have no chain */
+	ev.time_ms = now;
+	ev.kind = (char *)kind;
+	ev.service = (char *)service;
+	ev.message = (char *)message;
+	se.node = (char *)(node_id ? node_id : "");
+	se.event = &ev;
+	se.received_ms = now;
+	return put_event(txn, &se);
+}
+
 int
 registry_event(registry_t *reg, const char *node_id, const Shoal__Event *ev,
     uint64_t *ret_ack_seq)
@@ -358,8 +403,6 @@ registry_event(registry_t *reg, const char *node_id, const Shoal__Event *ev,
 	entry_t *e = find(reg, node_id);
 	Shoal__Node next;
 	store_txn_t *txn;
-	uint64_t gseq, count;
-	uint8_t key[8];
 	Shoal__Node *copy;
 	int r;
 
@@ -389,21 +432,9 @@ registry_event(registry_t *reg, const char *node_id, const Shoal__Event *ev,
 	r = store_begin(reg->store, true, &txn);
 	if (r < 0)
 		goto fail;
-	r = store_get_u64(txn, DB_META, EVENTS_NEXT_KEY, &gseq);
-	if (r == 0) {
-		store_key_u64(++gseq, key);
-		r = store_put_msg(txn, DB_EVENTS, key, sizeof key, &se.base);
-	}
-	if (r == 0)
-		r = store_put_u64(txn, DB_META, EVENTS_NEXT_KEY, gseq);
+	r = put_event(txn, &se);
 	if (r == 0)
 		r = write_node(reg, txn, copy);
-	if (r == 0)
-		r = store_count(txn, DB_EVENTS, &count);
-	if (r == 0 && count > EVENTS_MAX && gseq > EVENTS_MAX) {
-		store_key_u64(gseq - EVENTS_MAX, key);
-		r = store_del(txn, DB_EVENTS, key, sizeof key);
-	}
 	if (r < 0) {
 		store_abort(&txn);
 		goto fail;
@@ -565,6 +596,7 @@ registry_at(registry_t *reg, size_t i)
 
 typedef struct collect {
 	const char *node;
+	const char *service;
 	size_t limit, n;
 	Shoal__StoredEvent **v;
 } collect_t;
@@ -576,12 +608,17 @@ collect_one(const void *key, size_t klen, const void *val, size_t vlen,
 	collect_t *c = arg;
 	Shoal__StoredEvent *se = shoal__stored_event__unpack(NULL, vlen, val);
 
-	if (!se || !se->event)
+	if (!se || !se->event || klen != 8) {
+		if (se)
+			shoal__stored_event__free_unpacked(se, NULL);
 		return SHOAL_E_STORE_CORRUPT;
-	if (c->node && strcmp(se->node, c->node) != 0) {
+	}
+	if ((c->node && strcmp(se->node, c->node) != 0) ||
+	    (c->service && strcmp(se->event->service, c->service) != 0)) {
 		shoal__stored_event__free_unpacked(se, NULL);
 		return 0;
 	}
+	se->gseq = store_key_to_u64(key);
 	/* Stored before the checks on event text existed, perhaps. */
 	wire_clean_text(se->event->kind, 64, 0);
 	wire_clean_text(se->event->service, WIRE_MAX_STRING, 0);
@@ -591,11 +628,13 @@ collect_one(const void *key, size_t klen, const void *val, size_t vlen,
 }
 
 int
-registry_events(registry_t *reg, const char *node_id, size_t limit,
-    Shoal__StoredEvent ***ret_events, size_t *ret_n)
+registry_events(registry_t *reg, const char *node_id, const char *service,
+    uint64_t after, size_t limit, Shoal__StoredEvent ***ret_events,
+    size_t *ret_n)
 {
-	collect_t c = { .node = node_id, .limit = limit };
+	collect_t c = { .node = node_id, .service = service, .limit = limit };
 	store_txn_t *txn;
+	uint8_t from[8];
 	int r;
 
 	if (limit == 0) {
@@ -608,6 +647,20 @@ registry_events(registry_t *reg, const char *node_id, size_t limit,
 	if (r < 0) {
 		free(c.v);
 		return r;
+	}
+	if (after) {
+		/* The oldest after the given one, in order. */
+		store_key_u64(after + 1, from);
+		r = store_foreach(txn, DB_EVENTS, from, sizeof from,
+		    collect_one, &c);
+		store_abort(&txn);
+		if (r < 0) {
+			registry_events_free(c.v, c.n);
+			return r;
+		}
+		*ret_events = c.v;
+		*ret_n = c.n;
+		return 0;
 	}
 	r = store_foreach_reverse(txn, DB_EVENTS, collect_one, &c);
 	store_abort(&txn);

@@ -29,6 +29,7 @@ enum {
 	DB_REVISIONS, /* name, NUL, revision (big-endian) -> Revision */
 	DB_DESIRED,   /* node id -> DesiredState */
 	DB_STATUS,    /* node id -> StatusReport */
+	DB_ROLLOUTS,  /* name, NUL, rollout id (big-endian) -> Rollout */
 };
 #define REGISTRY_SCHEMA 1
 /* Hello from a new node beyond this many is refused with SHOAL_E_LIMIT: a
@@ -112,12 +113,19 @@ const Shoal__Node *registry_at(registry_t *reg, size_t i);
 size_t registry_index_after(registry_t *reg, const char *id);
 
 /*
- * The newest limit events (of node_id, or of every node when NULL), oldest
- * first. The caller owns the array and each message (free with
- * registry_events_free()).
+ * The newest limit events (of node_id, or of every node when NULL; of
+ * service, or of all when NULL), oldest first; with after > 0, the oldest
+ * limit events whose gseq is above after. The caller owns the array and each
+ * message (free with registry_events_free()).
  */
-int registry_events(registry_t *reg, const char *node_id, size_t limit,
-    Shoal__StoredEvent ***ret_events, size_t *ret_n);
+int registry_events(registry_t *reg, const char *node_id, const char *service,
+    uint64_t after, size_t limit, Shoal__StoredEvent ***ret_events,
+    size_t *ret_n);
+
+/* An event of the coordinator's own (a rollout's step), written in txn;
+ * node_id: the node it is about, or NULL for the service. */
+int registry_write_event(registry_t *reg, store_txn_t *txn, const char *node_id,
+    const char *kind, const char *service, const char *message);
 void registry_events_free(Shoal__StoredEvent **events, size_t n);
 
 #endif

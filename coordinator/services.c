@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/wire.h"
+#include "coordinator/rollout.h"
 #include "coordinator/services.h"
 
 /* Room left in a frame for the envelope around a desired state. */
@@ -26,8 +27,17 @@
 
 typedef struct service {
 	Shoal__ServiceRecord *rec; /* owned */
-	Shoal__Revision *cur;      /* owned: the current revision */
+	Shoal__Revision **revs;    /* owned, oldest first: the last is newest */
+	size_t nrevs;
+	Shoal__Rollout *ro; /* owned: the newest rollout; NULL: none yet */
 } service_t;
+
+/* An event a rollout step asked for, written with the step. */
+typedef struct note {
+	char *node; /* NULL: about the service */
+	char *kind;
+	char *message;
+} note_t;
 
 typedef struct node_state {
 	Shoal__DesiredState *desired; /* owned; NULL: nothing assigned yet */
@@ -40,6 +50,9 @@ struct services {
 	service_t *v; /* sorted by name */
 	size_t n;
 	zhashx_t *nodes; /* node id -> node_state_t */
+	char *service_of_notes;
+	note_t *notes;
+	size_t nnotes;
 };
 
 /* A node whose desired state is about to change. */
@@ -150,6 +163,48 @@ selects(const Shoal__ServiceSpec *spec, const Shoal__Node *node)
  * The packed desired state node must have now, with generation gen; *ret
  * is owned by the caller. Assignments borrow from the services.
  */
+static uint64_t
+target_of(const service_t *svc)
+{
+	return svc->rec->target ? svc->rec->target : svc->rec->revision;
+}
+
+static const Shoal__Revision *
+revision_find(const service_t *svc, uint64_t rev)
+{
+	for (size_t i = svc->nrevs; i-- > 0;)
+		if (svc->revs[i]->revision == rev)
+			return svc->revs[i];
+	return NULL;
+}
+
+/* The revision that decides which nodes the service selects. */
+static const Shoal__Revision *
+target_revision(const service_t *svc)
+{
+	const Shoal__Revision *r = revision_find(svc, target_of(svc));
+
+	return r ? r : svc->revs[svc->nrevs - 1];
+}
+
+/* What node_id must run of svc: its part in the newest rollout, else the
+ * service's target. */
+static void
+assigned(const service_t *svc, const char *node_id, uint64_t *ret_rev,
+    int *ret_active)
+{
+	const Shoal__RolloutNode *n =
+	    svc->ro ? rollout_find_node(svc->ro, node_id) : NULL;
+
+	if (n) {
+		rollout_assignment(svc->ro, n, ret_rev, ret_active);
+		if (*ret_rev && revision_find(svc, *ret_rev))
+			return;
+	}
+	*ret_rev = target_of(svc);
+	*ret_active = 1;
+}
+
 static void
 compute(services_t *s, const Shoal__Node *node, uint64_t gen, uint8_t **ret,
     size_t *ret_len)
@@ -160,15 +215,21 @@ compute(services_t *s, const Shoal__Node *node, uint64_t gen, uint8_t **ret,
 	size_t n = 0;
 
 	for (size_t i = 0; i < s->n; i++) {
-		const Shoal__Revision *r = s->v[i].cur;
+		const service_t *svc = &s->v[i];
+		const Shoal__Revision *r = target_revision(svc);
+		uint64_t rev;
+		int active;
 
 		if (!selects(r->spec, node))
 			continue;
+		assigned(svc, node->id, &rev, &active);
+		if (revision_find(svc, rev))
+			r = revision_find(svc, rev);
 		shoal__service_assignment__init(&a[n]);
 		a[n].service = r->service;
 		a[n].revision = r->revision;
 		a[n].spec = r->spec;
-		a[n].active = 1;
+		a[n].active = active;
 		ap[n] = &a[n];
 		n++;
 	}
@@ -318,6 +379,69 @@ publish_changes(services_t *s, change_t *v, size_t n, services_ring_fn ring,
 
 /* -- loading ----------------------------------------------------------- */
 
+/* Key of a rollout: the name, a NUL, the id big-endian. */
+static size_t
+rollout_key(const char *name, uint64_t id, uint8_t *key)
+{
+	return revision_key(name, id, key);
+}
+
+typedef struct prefix_ctx {
+	const char *name;
+	size_t len;
+	uint8_t (*keys)[SERVICE_NAME_MAX + 9];
+	size_t n;
+	/* collect_revision: the values, unpacked */
+	const ProtobufCMessageDescriptor *desc;
+	ProtobufCMessage **msgs;
+} prefix_ctx_t;
+
+/* Every key under name's prefix (NUL, 8 bytes) in db, with its value when
+ * p->desc is set. */
+static int
+collect_prefixed(const void *key, size_t klen, const void *val, size_t vlen,
+    void *arg)
+{
+	prefix_ctx_t *p = arg;
+
+	if (klen != p->len + 9 || memcmp(key, p->name, p->len) != 0 ||
+	    ((const uint8_t *)key)[p->len] != '\0')
+		return 1;
+	if (p->desc) {
+		ProtobufCMessage *m =
+		    protobuf_c_message_unpack(p->desc, NULL, vlen, val);
+
+		if (!m)
+			return SHOAL_E_STORE_CORRUPT;
+		p->msgs = xrealloc(p->msgs, (p->n + 1) * sizeof *p->msgs);
+		p->msgs[p->n] = m;
+	}
+	p->keys = xrealloc(p->keys, (p->n + 1) * sizeof *p->keys);
+	memcpy(p->keys[p->n++], key, klen);
+	return 0;
+}
+
+static int
+foreach_prefixed(store_txn_t *txn, unsigned db, const char *name,
+    prefix_ctx_t *p)
+{
+	uint8_t from[SERVICE_NAME_MAX + 1];
+
+	p->name = name;
+	p->len = strlen(name);
+	memcpy(from, name, p->len + 1);
+	return store_foreach(txn, db, from, p->len + 1, collect_prefixed, p);
+}
+
+static void
+prefix_free(prefix_ctx_t *p)
+{
+	free(p->keys);
+	for (size_t i = 0; p->desc && i < p->n; i++)
+		protobuf_c_message_free_unpacked(p->msgs[i], NULL);
+	free(p->msgs);
+}
+
 static int
 load_service(const void *key, size_t klen, const void *val, size_t vlen,
     void *arg)
@@ -358,6 +482,41 @@ load_node(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 	return ns->desired ? 0 : SHOAL_E_STORE_CORRUPT;
 }
 
+/* A service's revisions and newest rollout. */
+static int
+load_history(store_txn_t *txn, service_t *svc)
+{
+	prefix_ctx_t p = { .desc = &shoal__revision__descriptor };
+	uint8_t key[SERVICE_NAME_MAX + 9];
+	size_t klen;
+	int r;
+
+	r = foreach_prefixed(txn, DB_REVISIONS, svc->rec->service, &p);
+	if (r == 0 &&
+	    (p.n == 0 ||
+	        !revision_find(&(service_t){ .revs = (Shoal__Revision **)p.msgs,
+	                           .nrevs = p.n },
+	            svc->rec->revision)))
+		r = SHOAL_E_STORE_CORRUPT;
+	if (r < 0) {
+		prefix_free(&p);
+		return r;
+	}
+	svc->revs = (Shoal__Revision **)p.msgs;
+	svc->nrevs = p.n;
+	free(p.keys);
+	if (!svc->rec->last_rollout)
+		return 0;
+	klen = rollout_key(svc->rec->service, svc->rec->last_rollout, key);
+	r = store_get_msg(txn, DB_ROLLOUTS, key, klen,
+	    &shoal__rollout__descriptor, (ProtobufCMessage **)&svc->ro);
+	if (r == 0 &&
+	    (!svc->ro->update ||
+	        strcmp(svc->ro->service, svc->rec->service) != 0))
+		r = SHOAL_E_STORE_CORRUPT;
+	return r == SHOAL_E_NOT_FOUND ? SHOAL_E_STORE_CORRUPT : r;
+}
+
 static int
 load(services_t *s)
 {
@@ -369,17 +528,8 @@ load(services_t *s)
 	if (r < 0)
 		return r;
 	r = store_foreach(txn, DB_SERVICES, NULL, 0, load_service, s);
-	for (size_t i = 0; r == 0 && i < s->n; i++) {
-		uint8_t key[SERVICE_NAME_MAX + 9];
-		size_t klen = revision_key(s->v[i].rec->service,
-		    s->v[i].rec->revision, key);
-
-		r = store_get_msg(txn, DB_REVISIONS, key, klen,
-		    &shoal__revision__descriptor,
-		    (ProtobufCMessage **)&s->v[i].cur);
-		if (r == SHOAL_E_NOT_FOUND)
-			r = SHOAL_E_STORE_CORRUPT;
-	}
+	for (size_t i = 0; r == 0 && i < s->n; i++)
+		r = load_history(txn, &s->v[i]);
 	if (r == 0)
 		r = store_foreach(txn, DB_DESIRED, NULL, 0, load_node,
 		    desired_ctx);
@@ -388,6 +538,17 @@ load(services_t *s)
 		    status_ctx);
 	store_abort(&txn);
 	return r;
+}
+
+static void
+service_free(service_t *svc)
+{
+	shoal__service_record__free_unpacked(svc->rec, NULL);
+	for (size_t i = 0; i < svc->nrevs; i++)
+		shoal__revision__free_unpacked(svc->revs[i], NULL);
+	free(svc->revs);
+	if (svc->ro)
+		shoal__rollout__free_unpacked(svc->ro, NULL);
 }
 
 int
@@ -417,8 +578,29 @@ services_open(store_t *store, registry_t *reg, services_t **ret)
 			registry_set_generation(reg, id,
 			    ns->desired->generation);
 	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].ro && rollout_active(s->v[i].ro))
+			log_info("service %s: resuming rollout %llu to "
+			         "revision %llu (%s)",
+			    s->v[i].rec->service,
+			    (unsigned long long)s->v[i].ro->id,
+			    (unsigned long long)s->v[i].ro->to_revision,
+			    wire_rollout_state_name(s->v[i].ro->state));
 	*ret = s;
 	return 0;
+}
+
+static void
+notes_clear(services_t *s)
+{
+	for (size_t i = 0; i < s->nnotes; i++) {
+		free(s->notes[i].node);
+		free(s->notes[i].kind);
+		free(s->notes[i].message);
+	}
+	free(s->notes);
+	s->notes = NULL;
+	s->nnotes = 0;
 }
 
 void
@@ -428,30 +610,245 @@ services_close(services_t **sp)
 
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n; i++) {
-		shoal__service_record__free_unpacked(s->v[i].rec, NULL);
-		if (s->v[i].cur)
-			shoal__revision__free_unpacked(s->v[i].cur, NULL);
-	}
+	for (size_t i = 0; i < s->n; i++)
+		service_free(&s->v[i]);
 	free(s->v);
 	zhashx_destroy(&s->nodes);
+	notes_clear(s);
 	free(s);
 	*sp = NULL;
 }
 
+/* -- rollouts: what the engine sees and says --------------------------- */
+
+static const Shoal__ServiceAssignment *assignment_of(const node_state_t *ns,
+    const char *name);
+static const Shoal__ServiceStatus *status_of(const node_state_t *ns,
+    const char *name);
+
+static void
+observe(const Shoal__Rollout *ro, const Shoal__RolloutNode *n, rollout_obs_t *o,
+    void *arg)
+{
+	services_t *s = arg;
+	service_t *svc = find_service(s, ro->service, NULL);
+	const Shoal__Node *node = registry_find(s->reg, n->node);
+	node_state_t *ns = zhashx_lookup(s->nodes, n->node);
+	const Shoal__ServiceStatus *st = status_of(ns, ro->service);
+
+	o->selected = svc && node && selects(target_revision(svc)->spec, node);
+	o->fresh = st && ns->status->generation >= n->generation;
+	if (st) {
+		o->revision = st->revision;
+		o->state = st->state;
+		o->reason = st->reason;
+	}
+}
+
+static void
+note(const Shoal__Rollout *ro, const Shoal__RolloutNode *n, const char *kind,
+    const char *message, void *arg)
+{
+	services_t *s = arg;
+	note_t *e;
+
+	s->notes = xrealloc(s->notes, (s->nnotes + 1) * sizeof *s->notes);
+	e = &s->notes[s->nnotes++];
+	e->node = n ? xstrdup(n->node) : NULL;
+	e->kind = xstrdup(kind);
+	e->message = xstrdup(message);
+	if (n)
+		log_node(LOG_INFO, n->node, "service %s: rollout %llu: %s",
+		    ro->service, (unsigned long long)ro->id, message);
+	else
+		log_info("service %s: %s", ro->service, message);
+}
+
+static const rollout_hooks_t *
+hooks(services_t *s)
+{
+	static rollout_hooks_t h;
+
+	h = (rollout_hooks_t){ .observe = observe, .note = note, .arg = s };
+	return &h;
+}
+
+/* Nodes whose step began get the generation their new state has. */
+static void
+stamp(services_t *s, Shoal__Rollout *ro, const change_t *ch, size_t nch)
+{
+	for (size_t i = 0; ro && i < ro->n_nodes; i++) {
+		Shoal__RolloutNode *n = ro->nodes[i];
+		const Shoal__Node *node;
+
+		if (n->generation ||
+		    n->state == SHOAL__ROLLOUT_NODE__STATE__PENDING)
+			continue;
+		for (size_t k = 0; k < nch && !n->generation; k++)
+			if (strcmp(ch[k].node, n->node) == 0)
+				n->generation = ch[k].generation;
+		node = registry_find(s->reg, n->node);
+		if (!n->generation)
+			n->generation =
+			    node && node->generation ? node->generation : 1;
+	}
+}
+
+#define ROLLOUTS_KEPT 50
+
+/* The service's record, its newest rollout (and old, superseded by it),
+ * the events its step noted. */
+static int
+write_service(services_t *s, store_txn_t *txn, const service_t *svc,
+    const Shoal__Rollout *old)
+{
+	uint8_t key[SERVICE_NAME_MAX + 9];
+	size_t klen;
+	int r;
+
+	r = store_put_msg(txn, DB_SERVICES, svc->rec->service,
+	    strlen(svc->rec->service), &svc->rec->base);
+	if (r == 0 && old) {
+		klen = rollout_key(old->service, old->id, key);
+		r = store_put_msg(txn, DB_ROLLOUTS, key, klen, &old->base);
+	}
+	if (r == 0 && svc->ro) {
+		klen = rollout_key(svc->ro->service, svc->ro->id, key);
+		r = store_put_msg(txn, DB_ROLLOUTS, key, klen, &svc->ro->base);
+		if (r == 0 && svc->ro->id > ROLLOUTS_KEPT) {
+			klen = rollout_key(svc->ro->service,
+			    svc->ro->id - ROLLOUTS_KEPT, key);
+			r = store_del(txn, DB_ROLLOUTS, key, klen);
+		}
+	}
+	for (size_t i = 0; r == 0 && i < s->nnotes; i++)
+		r = registry_write_event(s->reg, txn, s->notes[i].node,
+		    s->notes[i].kind, svc->rec->service, s->notes[i].message);
+	return r;
+}
+
+/*
+ * Writes what a rollout step or command changed for svc in one
+ * transaction, with every node's new desired state; then rings. On
+ * failure the caller restores memory.
+ */
+static int
+commit_service(services_t *s, service_t *svc, const Shoal__Rollout *old,
+    services_ring_fn ring, void *arg)
+{
+	change_t *ch;
+	size_t nch;
+	store_txn_t *txn = NULL;
+	int r;
+
+	ch = collect_changes(s, NULL, &nch);
+	stamp(s, svc->ro, ch, nch);
+	r = desired_fits(ch, nch);
+	if (r == 0)
+		r = store_begin(s->store, true, &txn);
+	if (r == 0)
+		r = write_service(s, txn, svc, old);
+	if (r == 0)
+		r = put_changes(s, txn, ch, nch);
+	if (r == 0)
+		r = store_commit(&txn);
+	else if (txn)
+		store_abort(&txn);
+	if (r == 0)
+		publish_changes(s, ch, nch, ring, arg);
+	changes_free(ch, nch);
+	notes_clear(s);
+	return r;
+}
+
+/* The nodes a rollout of svc to revision to moves: those spec selects that
+ * run another revision now, in id order. New nodes are not members: they
+ * get the target at once. */
+static rollout_member_t *
+members(services_t *s, const service_t *svc, const Shoal__ServiceSpec *spec,
+    uint64_t to, size_t *ret_n)
+{
+	size_t total = registry_count(s->reg), n = 0;
+	rollout_member_t *m = xcalloc(total + 1, sizeof *m);
+
+	for (size_t i = 0; i < total; i++) {
+		const Shoal__Node *node = registry_at(s->reg, i);
+		node_state_t *ns = zhashx_lookup(s->nodes, node->id);
+		const Shoal__ServiceAssignment *a =
+		    assignment_of(ns, svc->rec->service);
+		const Shoal__RolloutNode *rn =
+		    svc->ro ? rollout_find_node(svc->ro, node->id) : NULL;
+		uint64_t from;
+
+		if (!a || !selects(spec, node))
+			continue;
+		/* Staged only: it still serves what it ran before. */
+		from = !a->active && rn ? rn->from_revision : a->revision;
+		if (from == to)
+			continue;
+		m[n++] = (rollout_member_t){ node->id, from };
+	}
+	*ret_n = n;
+	return m;
+}
+
+/*
+ * Starts a rollout of svc (in memory) to revision rev; the one running is
+ * superseded (*ret_old: its new record, owned; *ret_saved: the rollout as
+ * it was, to restore on failure). No members: no rollout, rev is the
+ * target at once.
+ */
+static void
+start_rollout(services_t *s, service_t *svc, const Shoal__Revision *rev,
+    const char *message, const char *by, int rollback, Shoal__Rollout **ret_old,
+    Shoal__Rollout **ret_saved)
+{
+	uint64_t now = now_ms();
+	size_t n;
+	rollout_member_t *m = members(s, svc, rev->spec, rev->revision, &n);
+	uint64_t from = target_of(svc);
+	Shoal__Rollout *ro;
+	char text[512];
+
+	*ret_saved = svc->ro;
+	*ret_old = NULL;
+	if (svc->ro && rollout_active(svc->ro)) {
+		*ret_old = wire_copy(&svc->ro->base);
+		rollout_supersede(*ret_old, now);
+		note(*ret_old, NULL, "rollout.finished",
+		    "rollout superseded by a newer one", s);
+	}
+	svc->rec->target = rev->revision;
+	if (n == 0) {
+		/* Nothing to move: keep the newest rollout record as it was
+		 * (its nodes' parts still say what they run). */
+		svc->ro = *ret_old
+		    ? wire_copy(&(*ret_old)->base)
+		    : (*ret_saved ? wire_copy(&(*ret_saved)->base) : NULL);
+		free(m);
+		return;
+	}
+	ro = rollout_new(svc->rec->service, svc->rec->last_rollout + 1, from,
+	    rev->revision, rev->spec->update, m, n, now);
+	free(m);
+	ro->rollback = rollback;
+	ro->started_by = xstrdup(by ? by : "");
+	ro->message = xstrdup(message ? message : "");
+	svc->rec->last_rollout = ro->id;
+	svc->ro = ro;
+	snprintf(text, sizeof text,
+	    "rollout %llu %sto revision %llu started (%s, %u node%s in %u "
+	    "wave%s)%s%s",
+	    (unsigned long long)ro->id, rollback ? "(rollback) " : "",
+	    (unsigned long long)ro->to_revision,
+	    wire_strategy_name(ro->update->strategy), (unsigned)ro->n_nodes,
+	    ro->n_nodes == 1 ? "" : "s", ro->waves, ro->waves == 1 ? "" : "s",
+	    by && by[0] ? " by " : "", by ? by : "");
+	note(ro, NULL, "rollout.started", text, s);
+	rollout_step(ro, now, hooks(s));
+}
+
 /* -- changes ----------------------------------------------------------- */
-
-static Shoal__Revision *
-revision_copy(const Shoal__Revision *r)
-{
-	return wire_copy(&r->base);
-}
-
-static Shoal__ServiceRecord *
-record_copy(const Shoal__ServiceRecord *r)
-{
-	return wire_copy(&r->base);
-}
 
 static uint32_t
 count_selected(services_t *s, const Shoal__ServiceSpec *spec)
@@ -488,28 +885,69 @@ last_revision(services_t *s, const char *name)
 	return v;
 }
 
+/* Whether a revision is still needed: the target, or one a node of the
+ * newest rollout runs or moves to. */
+static int
+revision_pinned(const service_t *svc, uint64_t rev)
+{
+	if (rev == target_of(svc) || rev == svc->rec->revision)
+		return 1;
+	if (!svc->ro)
+		return 0;
+	if (rev == svc->ro->to_revision || rev == svc->ro->from_revision)
+		return 1;
+	for (size_t i = 0; i < svc->ro->n_nodes; i++)
+		if (svc->ro->nodes[i]->from_revision == rev)
+			return 1;
+	return 0;
+}
+
+/* Deletes (in txn) the revisions beyond the history kept that nothing
+ * pins; *ret_n of them, the oldest first, go from memory after the commit. */
+static int
+prune(service_t *svc, store_txn_t *txn, size_t *ret_n)
+{
+	uint8_t key[SERVICE_NAME_MAX + 9];
+	size_t excess =
+	    svc->nrevs > SERVICES_HISTORY ? svc->nrevs - SERVICES_HISTORY : 0;
+	int r = 0;
+
+	*ret_n = 0;
+	for (size_t i = 0; i < excess && r == 0; i++) {
+		if (revision_pinned(svc, svc->revs[i]->revision))
+			break; /* keep the order simple: the oldest go first */
+		r = store_del(txn, DB_REVISIONS, key,
+		    revision_key(svc->rec->service, svc->revs[i]->revision,
+		        key));
+		++*ret_n;
+	}
+	return r;
+}
+
 int
 services_apply(services_t *s, const Shoal__ServiceSpec *spec,
-    const char *message, services_ring_fn ring, void *arg,
-    uint64_t *ret_revision, int *ret_changed, uint32_t *ret_selected)
+    const char *message, const char *by, services_ring_fn ring, void *arg,
+    services_result_t *res)
 {
 	Shoal__Revision rev = SHOAL__REVISION__INIT;
 	Shoal__ServiceRecord rec = SHOAL__SERVICE_RECORD__INIT;
-	service_t *svc, saved = { 0 };
+	Shoal__Rollout *old = NULL, *saved = NULL;
+	service_t *svc, keep = { 0 };
 	uint8_t key[SERVICE_NAME_MAX + 9];
 	char digest[65];
 	change_t *ch = NULL;
-	size_t i, nch = 0, klen;
+	size_t i, nch = 0, klen, pruned = 0;
 	store_txn_t *txn = NULL;
 	uint64_t now = now_ms();
 	int r, added = 0;
 
+	memset(res, 0, sizeof *res);
 	digest_hex(&spec->base, digest);
 	svc = find_service(s, spec->service, &i);
-	if (svc && strcmp(svc->cur->digest, digest) == 0) {
-		*ret_revision = svc->cur->revision;
-		*ret_changed = 0;
-		*ret_selected = count_selected(s, spec);
+	if (svc && strcmp(target_revision(svc)->digest, digest) == 0) {
+		res->revision = target_of(svc);
+		res->selected = count_selected(s, spec);
+		res->rollout = svc->ro;
 		return 0;
 	}
 	if (!svc && s->n >= SERVICES_MAX)
@@ -524,23 +962,35 @@ services_apply(services_t *s, const Shoal__ServiceSpec *spec,
 	rev.digest = digest;
 	rec.service = spec->service;
 	rec.revision = rev.revision;
+	rec.target = rev.revision;
 	rec.created_ms = svc ? svc->rec->created_ms : now;
 	rec.updated_ms = now;
 
 	/* In memory first, so the new desired states can be computed; undone
 	 * below if the transaction fails. */
 	if (svc) {
-		saved = *svc;
+		keep = *svc;
+		rec.last_rollout = svc->rec->last_rollout;
+		rec.target = target_of(svc);
 	} else {
 		s->v = xrealloc(s->v, (s->n + 1) * sizeof *s->v);
 		memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof *s->v);
 		s->n++;
 		svc = &s->v[i];
+		memset(svc, 0, sizeof *svc);
 		added = 1;
 	}
-	svc->rec = record_copy(&rec);
-	svc->cur = revision_copy(&rev);
+	svc->rec = wire_copy(&rec.base);
+	svc->revs = xcalloc(keep.nrevs + 1, sizeof *svc->revs);
+	if (keep.nrevs)
+		memcpy(svc->revs, keep.revs, keep.nrevs * sizeof *svc->revs);
+	svc->revs[keep.nrevs] = wire_copy(&rev.base);
+	svc->nrevs = keep.nrevs + 1;
+	svc->ro = keep.ro;
+	start_rollout(s, svc, svc->revs[svc->nrevs - 1], message, by, 0, &old,
+	    &saved);
 	ch = collect_changes(s, NULL, &nch);
+	stamp(s, svc->ro, ch, nch);
 
 	r = desired_fits(ch, nch);
 	if (r == 0)
@@ -549,73 +999,226 @@ services_apply(services_t *s, const Shoal__ServiceSpec *spec,
 		klen = revision_key(spec->service, rev.revision, key);
 		r = store_put_msg(txn, DB_REVISIONS, key, klen, &rev.base);
 	}
-	if (r == 0 && rev.revision > SERVICES_HISTORY) {
-		klen = revision_key(spec->service,
-		    rev.revision - SERVICES_HISTORY, key);
-		r = store_del(txn, DB_REVISIONS, key, klen);
-	}
 	if (r == 0)
-		r = store_put_msg(txn, DB_SERVICES, spec->service,
-		    strlen(spec->service), &rec.base);
+		r = prune(svc, txn, &pruned);
+	if (r == 0)
+		r = write_service(s, txn, svc, old);
 	if (r == 0)
 		r = put_changes(s, txn, ch, nch);
 	if (r == 0)
 		r = store_commit(&txn);
 	else if (txn)
 		store_abort(&txn);
+	notes_clear(s);
+	if (old)
+		shoal__rollout__free_unpacked(old, NULL);
 
 	if (r < 0) {
 		shoal__service_record__free_unpacked(svc->rec, NULL);
-		shoal__revision__free_unpacked(svc->cur, NULL);
+		shoal__revision__free_unpacked(svc->revs[svc->nrevs - 1], NULL);
+		free(svc->revs);
+		if (svc->ro && svc->ro != saved)
+			shoal__rollout__free_unpacked(svc->ro, NULL);
 		if (added) {
 			memmove(&s->v[i], &s->v[i + 1],
 			    (s->n - i - 1) * sizeof *s->v);
 			s->n--;
 		} else {
-			*svc = saved;
+			*svc = keep;
 		}
 		changes_free(ch, nch);
 		return r;
 	}
 	if (!added) {
-		shoal__service_record__free_unpacked(saved.rec, NULL);
-		shoal__revision__free_unpacked(saved.cur, NULL);
+		shoal__service_record__free_unpacked(keep.rec, NULL);
+		free(keep.revs);
 	}
+	if (saved && saved != svc->ro)
+		shoal__rollout__free_unpacked(saved, NULL);
+	for (size_t k = 0; k < pruned; k++)
+		shoal__revision__free_unpacked(svc->revs[k], NULL);
+	memmove(svc->revs, svc->revs + pruned,
+	    (svc->nrevs - pruned) * sizeof *svc->revs);
+	svc->nrevs -= pruned;
 	publish_changes(s, ch, nch, ring, arg);
 	changes_free(ch, nch);
-	*ret_revision = rev.revision;
-	*ret_changed = 1;
-	*ret_selected = count_selected(s, spec);
+	res->revision = rev.revision;
+	res->changed = 1;
+	res->selected = count_selected(s, spec);
+	res->rollout = svc->ro && svc->ro->to_revision == rev.revision &&
+	        rollout_active(svc->ro)
+	    ? svc->ro
+	    : NULL;
 	return 0;
 }
 
-typedef struct prefix_ctx {
-	const char *name;
-	size_t len;
-	uint8_t (*keys)[SERVICE_NAME_MAX + 9];
-	size_t n;
-} prefix_ctx_t;
-
+/* Runs fn on svc's rollout in memory, then writes the result; on failure
+ * everything is as before. */
 static int
-collect_revision_keys(const void *key, size_t klen, const void *val,
-    size_t vlen, void *arg)
+change_rollout(services_t *s, service_t *svc, Shoal__Rollout *old,
+    Shoal__Rollout *saved, uint64_t saved_target, uint64_t saved_last,
+    services_ring_fn ring, void *arg)
 {
-	prefix_ctx_t *p = arg;
+	int r;
 
-	if (klen != p->len + 9 || memcmp(key, p->name, p->len) != 0 ||
-	    ((const uint8_t *)key)[p->len] != '\0')
-		return 1;
-	p->keys = xrealloc(p->keys, (p->n + 1) * sizeof *p->keys);
-	memcpy(p->keys[p->n++], key, klen);
+	if (svc->ro && !rollout_active(svc->ro))
+		svc->rec->target = rollout_settled_revision(svc->ro);
+	svc->rec->updated_ms = now_ms();
+	r = commit_service(s, svc, old, ring, arg);
+	if (old)
+		shoal__rollout__free_unpacked(old, NULL);
+	if (r < 0) {
+		if (svc->ro && svc->ro != saved)
+			shoal__rollout__free_unpacked(svc->ro, NULL);
+		svc->ro = saved;
+		svc->rec->target = saved_target;
+		svc->rec->last_rollout = saved_last;
+		return r;
+	}
+	if (saved && saved != svc->ro)
+		shoal__rollout__free_unpacked(saved, NULL);
 	return 0;
+}
+
+int
+services_rollback(services_t *s, const char *name, uint64_t to,
+    const char *message, const char *by, services_ring_fn ring, void *arg,
+    services_result_t *res, char *err, size_t errlen)
+{
+	service_t *svc = find_service(s, name, NULL);
+	Shoal__Rollout *old = NULL, *saved = NULL;
+	const Shoal__Revision *rev;
+	uint64_t target, last;
+	int r;
+
+	memset(res, 0, sizeof *res);
+	if (!svc)
+		return SHOAL_E_NOT_FOUND;
+	target = target_of(svc);
+	last = svc->rec->last_rollout;
+	if (!to) {
+		/* The previous revision: what the last finished move left. */
+		if (svc->ro && svc->ro->to_revision == target &&
+		    svc->ro->from_revision && svc->ro->from_revision != target)
+			to = svc->ro->from_revision;
+		for (size_t i = svc->nrevs; !to && i-- > 0;)
+			if (svc->revs[i]->revision < target)
+				to = svc->revs[i]->revision;
+		if (!to) {
+			snprintf(err, errlen,
+			    "service '%s' has no revision "
+			    "before %llu to roll back to",
+			    name, (unsigned long long)target);
+			return SHOAL_E_INVALID;
+		}
+	}
+	rev = revision_find(svc, to);
+	if (!rev) {
+		snprintf(err, errlen,
+		    "service '%s' keeps no revision %llu "
+		    "(history keeps the newest %d)",
+		    name, (unsigned long long)to, SERVICES_HISTORY);
+		return SHOAL_E_NOT_FOUND;
+	}
+	if (to == target && !(svc->ro && rollout_active(svc->ro))) {
+		snprintf(err, errlen, "service '%s' already runs revision %llu",
+		    name, (unsigned long long)to);
+		return SHOAL_E_INVALID;
+	}
+	start_rollout(s, svc, rev, message, by, 1, &old, &saved);
+	r = change_rollout(s, svc, old, saved, target, last, ring, arg);
+	if (r < 0)
+		return r;
+	res->revision = to;
+	res->changed = 1;
+	res->selected = count_selected(s, rev->spec);
+	res->rollout =
+	    svc->ro && svc->ro->to_revision == to && rollout_active(svc->ro)
+	    ? svc->ro
+	    : NULL;
+	return 0;
+}
+
+int
+services_rollout_control(services_t *s, const char *name,
+    Shoal__RolloutControl__Action action, const char *by, services_ring_fn ring,
+    void *arg, const Shoal__Rollout **ret, const char **why)
+{
+	service_t *svc = find_service(s, name, NULL);
+	Shoal__Rollout *saved;
+	int r;
+
+	*why = NULL;
+	if (!svc)
+		return SHOAL_E_NOT_FOUND;
+	if (!svc->ro) {
+		*why = "the service has had no rollout";
+		return SHOAL_E_INVALID;
+	}
+	saved = svc->ro;
+	svc->ro = wire_copy(&saved->base);
+	r = rollout_control(svc->ro, action, now_ms(), hooks(s), why);
+	if (r == 0 && by && by[0]) {
+		/* Who did it goes with the note the control made. */
+		for (size_t i = 0; i < s->nnotes; i++)
+			if (strcmp(s->notes[i].kind, "rollout.control") == 0) {
+				char *m = xasprintf("%s by %s",
+				    s->notes[i].message, by);
+
+				free(s->notes[i].message);
+				s->notes[i].message = m;
+			}
+	}
+	if (r < 0) {
+		shoal__rollout__free_unpacked(svc->ro, NULL);
+		svc->ro = saved;
+		notes_clear(s);
+		return r;
+	}
+	r = change_rollout(s, svc, NULL, saved, svc->rec->target,
+	    svc->rec->last_rollout, ring, arg);
+	*ret = svc->ro;
+	return r;
+}
+
+int
+services_tick(services_t *s, services_ring_fn ring, void *arg)
+{
+	uint64_t now = now_ms();
+	int ret = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		service_t *svc = &s->v[i];
+		Shoal__Rollout *saved;
+		int r;
+
+		if (!svc->ro || !rollout_active(svc->ro))
+			continue;
+		saved = wire_copy(&svc->ro->base);
+		if (!rollout_step(svc->ro, now, hooks(s))) {
+			shoal__rollout__free_unpacked(saved, NULL);
+			notes_clear(s);
+			continue;
+		}
+		/* On failure change_rollout() puts the copy from before the
+		 * step back: it comes again on the next tick. */
+		r = change_rollout(s, svc, NULL, saved, svc->rec->target,
+		    svc->rec->last_rollout, ring, arg);
+		if (r < 0) {
+			log_error("service %s: cannot write rollout %llu: %s",
+			    svc->rec->service, (unsigned long long)svc->ro->id,
+			    shoal_strerror(r));
+			ret = r;
+		}
+	}
+	return ret;
 }
 
 int
 services_delete(services_t *s, const char *name, services_ring_fn ring,
     void *arg)
 {
-	prefix_ctx_t p = { .name = name, .len = strlen(name) };
-	uint8_t from[SERVICE_NAME_MAX + 1];
+	prefix_ctx_t p = { 0 }, q = { 0 };
 	service_t *svc, saved;
 	change_t *ch;
 	size_t i, nch;
@@ -630,15 +1233,17 @@ services_delete(services_t *s, const char *name, services_ring_fn ring,
 	s->n--;
 	ch = collect_changes(s, NULL, &nch);
 
-	memcpy(from, name, p.len + 1);
 	r = store_begin(s->store, true, &txn);
 	if (r == 0)
-		r = store_foreach(txn, DB_REVISIONS, from, p.len + 1,
-		    collect_revision_keys, &p);
+		r = foreach_prefixed(txn, DB_REVISIONS, name, &p);
 	for (size_t k = 0; r == 0 && k < p.n; k++)
 		r = store_del(txn, DB_REVISIONS, p.keys[k], p.len + 9);
 	if (r == 0)
-		r = store_del(txn, DB_SERVICES, name, p.len);
+		r = foreach_prefixed(txn, DB_ROLLOUTS, name, &q);
+	for (size_t k = 0; r == 0 && k < q.n; k++)
+		r = store_del(txn, DB_ROLLOUTS, q.keys[k], q.len + 9);
+	if (r == 0)
+		r = store_del(txn, DB_SERVICES, name, strlen(name));
 	if (r == 0) {
 		char key[SERVICE_NAME_MAX + 16];
 
@@ -651,7 +1256,8 @@ services_delete(services_t *s, const char *name, services_ring_fn ring,
 		r = store_commit(&txn);
 	else
 		store_abort(&txn);
-	free(p.keys);
+	prefix_free(&p);
+	prefix_free(&q);
 	if (r < 0) {
 		s->v = xrealloc(s->v, (s->n + 1) * sizeof *s->v);
 		memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof *s->v);
@@ -660,8 +1266,7 @@ services_delete(services_t *s, const char *name, services_ring_fn ring,
 		changes_free(ch, nch);
 		return r;
 	}
-	shoal__service_record__free_unpacked(saved.rec, NULL);
-	shoal__revision__free_unpacked(saved.cur, NULL);
+	service_free(&saved);
 	publish_changes(s, ch, nch, ring, arg);
 	changes_free(ch, nch);
 	return 0;
@@ -772,7 +1377,7 @@ services_list(services_t *s, Shoal__ControlReply *rep)
 	Shoal__ServiceInfo **v = xcalloc(s->n + 1, sizeof *v);
 
 	for (size_t i = 0; i < s->n; i++) {
-		const Shoal__Revision *cur = s->v[i].cur;
+		const Shoal__Revision *cur = target_revision(&s->v[i]);
 		Shoal__ServiceInfo *info = xcalloc(1, sizeof *info);
 
 		shoal__service_info__init(info);
@@ -843,63 +1448,135 @@ services_status(services_t *s, const char *name, Shoal__ControlReply *rep)
 	}
 	rep->statuses = v;
 	rep->n_statuses = n;
-	rep->revision = svc->cur->revision;
+	rep->revision = target_of(svc);
+	rep->target = target_of(svc);
 	return 0;
 }
 
-typedef struct history_ctx {
-	const char *name;
-	size_t len;
-	Shoal__Revision **v;
-	size_t n;
-	int r;
-} history_ctx_t;
-
-static int
-collect_revision(const void *key, size_t klen, const void *val, size_t vlen,
-    void *arg)
+static void
+add_rollout(Shoal__ControlReply *rep, const Shoal__Rollout *ro)
 {
-	history_ctx_t *h = arg;
-	Shoal__Revision *r;
+	rep->rollouts = xrealloc(rep->rollouts,
+	    (rep->n_rollouts + 1) * sizeof *rep->rollouts);
+	rep->rollouts[rep->n_rollouts++] = wire_copy(&ro->base);
+}
 
-	if (klen != h->len + 9 || memcmp(key, h->name, h->len) != 0 ||
-	    ((const uint8_t *)key)[h->len] != '\0')
-		return 1;
-	r = shoal__revision__unpack(NULL, vlen, val);
-	if (!r)
-		return SHOAL_E_STORE_CORRUPT;
-	h->v = xrealloc(h->v, (h->n + 1) * sizeof *h->v);
-	h->v[h->n++] = r;
+int
+services_rollout(services_t *s, const char *name, Shoal__ControlReply *rep)
+{
+	service_t *svc = find_service(s, name, NULL);
+
+	if (!svc)
+		return SHOAL_E_NOT_FOUND;
+	rep->revision = svc->rec->revision;
+	rep->target = target_of(svc);
+	if (svc->ro)
+		add_rollout(rep, svc->ro);
 	return 0;
+}
+
+void
+services_reply_rollout(Shoal__ControlReply *rep, const Shoal__Rollout *ro)
+{
+	if (ro)
+		add_rollout(rep, ro);
 }
 
 int
 services_history(services_t *s, const char *name, Shoal__ControlReply *rep)
 {
-	history_ctx_t h = { .name = name, .len = strlen(name) };
-	uint8_t from[SERVICE_NAME_MAX + 1];
+	prefix_ctx_t p = { .desc = &shoal__revision__descriptor };
+	prefix_ctx_t q = { .desc = &shoal__rollout__descriptor };
+	service_t *svc = find_service(s, name, NULL);
 	store_txn_t *txn;
 	int r;
 
-	if (!find_service(s, name, NULL))
+	if (!svc)
 		return SHOAL_E_NOT_FOUND;
-	memcpy(from, name, h.len + 1);
 	r = store_begin(s->store, false, &txn);
 	if (r < 0)
 		return r;
-	r = store_foreach(txn, DB_REVISIONS, from, h.len + 1, collect_revision,
-	    &h);
+	r = foreach_prefixed(txn, DB_REVISIONS, name, &p);
+	if (r == 0)
+		r = foreach_prefixed(txn, DB_ROLLOUTS, name, &q);
 	store_abort(&txn);
 	/* Newest first. */
-	for (size_t i = 0; i < h.n / 2; i++) {
-		Shoal__Revision *t = h.v[i];
-
-		h.v[i] = h.v[h.n - 1 - i];
-		h.v[h.n - 1 - i] = t;
-	}
-	rep->revisions = h.v;
-	rep->n_revisions = h.n;
+	rep->revisions = xcalloc(p.n + 1, sizeof *rep->revisions);
+	for (size_t i = 0; i < p.n; i++)
+		rep->revisions[i] = (Shoal__Revision *)p.msgs[p.n - 1 - i];
+	rep->n_revisions = p.n;
+	rep->rollouts = xcalloc(q.n + 1, sizeof *rep->rollouts);
+	for (size_t i = 0; i < q.n; i++)
+		rep->rollouts[i] = (Shoal__Rollout *)q.msgs[q.n - 1 - i];
+	rep->n_rollouts = q.n;
+	free(p.keys);
+	free(p.msgs);
+	free(q.keys);
+	free(q.msgs);
+	rep->revision = svc->rec->revision;
+	rep->target = target_of(svc);
 	return r;
+}
+
+int
+services_plan(services_t *s, const Shoal__ServiceSpec *spec,
+    Shoal__ControlReply *rep)
+{
+	service_t *svc = find_service(s, spec->service, NULL);
+	size_t total = registry_count(s->reg), n = 0, np = 0;
+	rollout_member_t *m = NULL;
+	Shoal__Rollout *ro = NULL;
+	char digest[65];
+	uint64_t to;
+
+	digest_hex(&spec->base, digest);
+	if (svc && strcmp(target_revision(svc)->digest, digest) == 0) {
+		rep->revision = rep->target = target_of(svc);
+		return 0;
+	}
+	to = svc ? svc->rec->revision + 1 : last_revision(s, spec->service) + 1;
+	rep->revision = to;
+	rep->changed = 1;
+	rep->selected = count_selected(s, spec);
+	if (svc) {
+		rep->target = target_of(svc);
+		rep->revisions = xcalloc(1, sizeof *rep->revisions);
+		rep->revisions[0] = wire_copy(&target_revision(svc)->base);
+		rep->n_revisions = 1;
+		m = members(s, svc, spec, to, &n);
+	}
+	ro = rollout_new(spec->service, 0, rep->target, to, spec->update, m, n,
+	    now_ms());
+	rep->plan = xcalloc(total + 1, sizeof *rep->plan);
+	for (size_t k = 0; k < total; k++) {
+		const Shoal__Node *node = registry_at(s->reg, k);
+		const Shoal__RolloutNode *rn = rollout_find_node(ro, node->id);
+		const Shoal__Revision *from =
+		    rn && svc ? revision_find(svc, rn->from_revision) : NULL;
+		node_state_t *ns = zhashx_lookup(s->nodes, node->id);
+		Shoal__PlanNode *pn;
+
+		if (!selects(spec, node))
+			continue;
+		if (!rn && svc && assignment_of(ns, spec->service))
+			continue; /* runs it already */
+		pn = xcalloc(1, sizeof *pn);
+		shoal__plan_node__init(pn);
+		pn->node = xstrdup(node->id);
+		pn->wave = rn ? rn->wave : 0;
+		pn->from_revision = rn ? rn->from_revision : 0;
+		pn->canary = rn && ro->canaries && rn->wave == 0;
+		pn->pull =
+		    xstrdup(from && strcmp(from->spec->image, spec->image) == 0
+		            ? ""
+		            : spec->image);
+		rep->plan[np++] = pn;
+	}
+	rep->n_plan = np;
+	add_rollout(rep, ro);
+	shoal__rollout__free_unpacked(ro, NULL);
+	free(m);
+	return 0;
 }
 
 void
@@ -914,8 +1591,20 @@ services_free_reply(Shoal__ControlReply *rep)
 	for (size_t i = 0; i < rep->n_revisions; i++)
 		shoal__revision__free_unpacked(rep->revisions[i], NULL);
 	free(rep->revisions);
+	for (size_t i = 0; i < rep->n_rollouts; i++)
+		shoal__rollout__free_unpacked(rep->rollouts[i], NULL);
+	free(rep->rollouts);
+	for (size_t i = 0; i < rep->n_plan; i++) {
+		free(rep->plan[i]->node);
+		free(rep->plan[i]->pull);
+		free(rep->plan[i]);
+	}
+	free(rep->plan);
 	rep->services = NULL;
 	rep->statuses = NULL;
 	rep->revisions = NULL;
+	rep->rollouts = NULL;
+	rep->plan = NULL;
 	rep->n_services = rep->n_statuses = rep->n_revisions = 0;
+	rep->n_rollouts = rep->n_plan = 0;
 }

@@ -35,15 +35,42 @@ typedef void (
 int services_open(store_t *store, registry_t *reg, services_t **ret);
 void services_close(services_t **s);
 
+/* What apply and rollback did. */
+typedef struct services_result {
+	uint64_t revision; /* the revision the service moves to or runs */
+	int changed;       /* a new revision, or a rollback started */
+	uint32_t selected; /* nodes the selector picks now */
+	/* the rollout started (borrowed until the next services_* call);
+	 * NULL: nothing to roll (no node ran another revision) */
+	const Shoal__Rollout *rollout;
+} services_result_t;
+
 /*
- * Applies a validated spec: a new revision when it differs from the current
- * one (*ret_changed = 1), else nothing. *ret_revision: the current revision
- * afterwards; *ret_selected: the nodes its selector picks now. Every write
- * commits in one transaction, so a failure changes nothing.
+ * Applies a validated spec: a new revision when it differs from the one
+ * the service moves to (res->changed), else nothing. Nodes that run an
+ * older revision move under a new rollout (a running one is superseded);
+ * nodes new to the service get it at once. by: who asked, for the audit
+ * log. Every write commits in one transaction, so a failure changes
+ * nothing.
  */
 int services_apply(services_t *s, const Shoal__ServiceSpec *spec,
-    const char *message, services_ring_fn ring, void *arg,
-    uint64_t *ret_revision, int *ret_changed, uint32_t *ret_selected);
+    const char *message, const char *by, services_ring_fn ring, void *arg,
+    services_result_t *res);
+
+/* A rollout to an older revision (to = 0: the one before the current).
+ * SHOAL_E_NOT_FOUND / SHOAL_E_INVALID with err saying why. */
+int services_rollback(services_t *s, const char *name, uint64_t to,
+    const char *message, const char *by, services_ring_fn ring, void *arg,
+    services_result_t *res, char *err, size_t errlen);
+
+/* promote, pause, resume, abort the service's rollout; *ret: the rollout
+ * afterwards (borrowed). SHOAL_E_INVALID with *why when it cannot. */
+int services_rollout_control(services_t *s, const char *name,
+    Shoal__RolloutControl__Action action, const char *by, services_ring_fn ring,
+    void *arg, const Shoal__Rollout **ret, const char **why);
+
+/* Moves every active rollout on (the coordinator's timer). */
+int services_tick(services_t *s, services_ring_fn ring, void *arg);
 
 /* Removes a service and its history; its nodes are told to remove it. */
 int services_delete(services_t *s, const char *name, services_ring_fn ring,
@@ -68,6 +95,15 @@ uint64_t services_status_seq(services_t *s, const char *node_id);
 int services_list(services_t *s, Shoal__ControlReply *rep);
 int services_status(services_t *s, const char *name, Shoal__ControlReply *rep);
 int services_history(services_t *s, const char *name, Shoal__ControlReply *rep);
+/* The service's newest rollout. */
+int services_rollout(services_t *s, const char *name, Shoal__ControlReply *rep);
+/* Adds a copy of ro (NULL: nothing) to the reply. */
+void services_reply_rollout(Shoal__ControlReply *rep, const Shoal__Rollout *ro);
+/* What applying spec would do, changing nothing: the revision it would
+ * make, the current one (rep->revisions), the nodes in waves and what each
+ * must pull. */
+int services_plan(services_t *s, const Shoal__ServiceSpec *spec,
+    Shoal__ControlReply *rep);
 void services_free_reply(Shoal__ControlReply *rep);
 
 #endif

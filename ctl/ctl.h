@@ -41,6 +41,8 @@ int parse_command_flags(int argc, char **argv, ctl_t *c, const char *help,
 
 /* Prints j (consumed) as indented JSON; returns 0 or 1. */
 int print_json(json_t *j);
+/* Prints j (consumed) as compact JSON on one line (NDJSON), flushed. */
+int print_json_line(json_t *j);
 /* RFC 3339 string for ms since the epoch, null for 0. */
 json_t *time_json(uint64_t ms);
 /* "5s ago", "3m ago", ... */
@@ -52,5 +54,17 @@ int cmd_services(ctl_t *c, int argc, char **argv);
 int cmd_status(ctl_t *c, int argc, char **argv);
 int cmd_history(ctl_t *c, int argc, char **argv);
 int cmd_delete(ctl_t *c, int argc, char **argv);
+
+/* The rollout commands (ctl/rollouts.c). */
+int cmd_rollout(ctl_t *c, int argc, char **argv);
+int cmd_rollback(ctl_t *c, int argc, char **argv);
+int cmd_plan(ctl_t *c, int argc, char **argv);
+json_t *rollout_json(const Shoal__Rollout *ro);
+/* What apply and rollback print about the rollout they started. */
+void print_started(const ctl_t *c, const Shoal__ControlReply *cr,
+    const char *name);
+
+/* "user@host": who runs this, for the coordinator's audit log. */
+const char *operator_name(void);
 
 #endif

@@ -17,29 +17,6 @@
 #include "common/wire.h"
 #include "ctl/ctl.h"
 
-static const char *
-state_name(Shoal__ServiceStatus__State s)
-{
-	switch (s) {
-	case SHOAL__SERVICE_STATUS__STATE__PENDING:
-		return "pending";
-	case SHOAL__SERVICE_STATUS__STATE__PREPARING:
-		return "preparing";
-	case SHOAL__SERVICE_STATUS__STATE__STARTING:
-		return "starting";
-	case SHOAL__SERVICE_STATUS__STATE__STAGED:
-		return "staged";
-	case SHOAL__SERVICE_STATUS__STATE__HEALTHY:
-		return "healthy";
-	case SHOAL__SERVICE_STATUS__STATE__UNHEALTHY:
-		return "unhealthy";
-	case SHOAL__SERVICE_STATUS__STATE__FAILED:
-		return "failed";
-	default:
-		return "unknown";
-	}
-}
-
 /* A command's one operand: the service name. */
 static int
 service_operand(int argc, char **argv, int i, const char *help,
@@ -80,9 +57,10 @@ cmd_apply(ctl_t *c, int argc, char **argv)
 	static const char help[] =
 	    "Usage: shoalctl apply -f SPEC [--message M] [--json]\n"
 	    "Store the service spec in SPEC as the service's next revision "
-	    "and move\nthe nodes its selector picks to it. Applying an "
-	    "unchanged spec changes\nnothing. A broken spec is refused with "
-	    "its file, line and field.\n"
+	    "and roll it\nout to the nodes its selector picks, under the "
+	    "spec's update strategy\n(nodes new to the service get it at "
+	    "once). Applying an unchanged spec\nchanges nothing. A broken "
+	    "spec is refused with its file, line and field.\n"
 	    "\n"
 	    "  -f, --file SPEC     the spec (YAML)\n"
 	    "  -m, --message M     why: kept in the service's history\n";
@@ -115,6 +93,7 @@ cmd_apply(ctl_t *c, int argc, char **argv)
 		return fail("%s", err);
 	ap.spec = spec;
 	ap.message = (char *)a.message;
+	ap.started_by = (char *)operator_name();
 	req.req_case = SHOAL__CONTROL_REQUEST__REQ_APPLY;
 	req.apply = &ap;
 	r = call(c, &req, &rep);
@@ -124,13 +103,17 @@ cmd_apply(ctl_t *c, int argc, char **argv)
 	}
 	cr = rep->control_reply;
 	if (c->json) {
-		r = print_json(json_pack("{s:s,s:I,s:b,s:i}", "service",
-		    spec->service, "revision", (json_int_t)cr->revision,
-		    "changed", cr->changed, "nodes", (int)cr->selected));
+		r = print_json(
+		    json_pack("{s:s,s:I,s:b,s:i,s:o}", "service", spec->service,
+		        "revision", (json_int_t)cr->revision, "changed",
+		        cr->changed, "nodes", (int)cr->selected, "rollout",
+		        cr->n_rollouts ? rollout_json(cr->rollouts[0])
+		                       : json_null()));
 	} else if (cr->changed) {
 		printf("%s: revision %llu applied; %u node%s selected\n",
 		    spec->service, (unsigned long long)cr->revision,
 		    cr->selected, cr->selected == 1 ? "" : "s");
+		print_started(c, cr, spec->service);
 	} else {
 		printf("%s: unchanged, still revision %llu (%u node%s "
 		       "selected)\n",
@@ -205,7 +188,7 @@ status_json(const Shoal__NodeServiceStatus *row)
 
 	return json_pack("{s:s,s:I,s:s,s:s*,s:s*,s:s*,s:I,s:i,s:o}", "node",
 	    row->node, "revision", (json_int_t)st->revision, "state",
-	    state_name(st->state), "container",
+	    wire_service_state_name(st->state), "container",
 	    st->container[0] ? st->container : NULL, "endpoint",
 	    st->endpoint[0] ? st->endpoint : NULL, "reason",
 	    st->reason[0] ? st->reason : NULL, "serving_revision",
@@ -262,7 +245,7 @@ cmd_status(ctl_t *c, int argc, char **argv)
 			printf("%-24s %8llu %-10s %-14.12s %-21s %s\n",
 			    cr->statuses[k]->node,
 			    (unsigned long long)st->revision,
-			    state_name(st->state),
+			    wire_service_state_name(st->state),
 			    st->container[0] ? st->container : "-",
 			    st->endpoint[0] ? st->endpoint : "-",
 			    st->reason[0] ? st->reason : "");
@@ -272,13 +255,34 @@ cmd_status(ctl_t *c, int argc, char **argv)
 	return r;
 }
 
+typedef struct history_args {
+	int rollouts;
+} history_args_t;
+
+static int
+history_flag(int ch, const char *v, void *arg)
+{
+	((history_args_t *)arg)->rollouts = ch == 'r';
+	return 0;
+}
+
 int
 cmd_history(ctl_t *c, int argc, char **argv)
 {
 	static const char help[] =
-	    "Usage: shoalctl history SERVICE [--json]\n"
-	    "The service's revisions, newest first: when, image, message, "
-	    "digest.\n";
+	    "Usage: shoalctl history SERVICE [--rollouts] [--json]\n"
+	    "The service's audit log, newest first: its revisions (when, "
+	    "digest, image,\nmessage; * marks the one it runs) and its "
+	    "rollouts (who started them,\nwhy, the revisions, the outcome "
+	    "and its reason).\n"
+	    "\n"
+	    "      --rollouts  with --json: the rollouts (else the "
+	    "revisions)\n";
+	static const struct option extra[] = {
+		{ "rollouts", no_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	history_args_t a = { 0 };
 	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
 	Shoal__GetHistory gh = SHOAL__GET_HISTORY__INIT;
 	Shoal__Envelope *rep;
@@ -286,7 +290,7 @@ cmd_history(ctl_t *c, int argc, char **argv)
 	const char *name;
 	int i, r;
 
-	i = parse_command_flags(argc, argv, c, help, NULL, NULL, NULL);
+	i = parse_command_flags(argc, argv, c, help, extra, history_flag, &a);
 	if (i < 0)
 		return i == -1 ? 0 : EXIT_USAGE;
 	r = service_operand(argc, argv, i, help, &name);
@@ -299,20 +303,28 @@ cmd_history(ctl_t *c, int argc, char **argv)
 	if (r)
 		return r;
 	cr = rep->control_reply;
-	if (c->json) {
-		json_t *a = json_array();
+	if (c->json && a.rollouts) {
+		json_t *ro = json_array();
+
+		for (size_t k = 0; k < cr->n_rollouts; k++)
+			json_array_append_new(ro,
+			    rollout_json(cr->rollouts[k]));
+		r = print_json(ro);
+	} else if (c->json) {
+		json_t *arr = json_array();
 
 		for (size_t k = 0; k < cr->n_revisions; k++) {
 			const Shoal__Revision *rv = cr->revisions[k];
 
-			json_array_append_new(a,
-			    json_pack("{s:I,s:o,s:s,s:s,s:s}", "revision",
+			json_array_append_new(arr,
+			    json_pack("{s:I,s:o,s:s,s:s,s:s,s:b}", "revision",
 			        (json_int_t)rv->revision, "created",
 			        time_json(rv->created_ms), "image",
 			        rv->spec->image, "message", rv->message,
-			        "digest", rv->digest));
+			        "digest", rv->digest, "current",
+			        rv->revision == cr->target));
 		}
-		r = print_json(a);
+		r = print_json(arr);
 	} else {
 		printf("%8s %-24s %-12s %-40s %s\n", "REVISION", "CREATED",
 		    "DIGEST", "IMAGE", "MESSAGE");
@@ -321,9 +333,27 @@ cmd_history(ctl_t *c, int argc, char **argv)
 			char t[RFC3339_LEN];
 
 			format_rfc3339(rv->created_ms, t);
-			printf("%8llu %-24s %-12.12s %-40s %s\n",
-			    (unsigned long long)rv->revision, t, rv->digest,
-			    rv->spec->image, rv->message);
+			printf("%7llu%s %-24s %-12.12s %-40s %s\n",
+			    (unsigned long long)rv->revision,
+			    rv->revision == cr->target ? "*" : " ", t,
+			    rv->digest, rv->spec->image, rv->message);
+		}
+		printf("\n%8s %-24s %-11s %-10s %-22s %s\n", "ROLLOUT",
+		    "STARTED", "REVISIONS", "OUTCOME", "BY", "MESSAGE");
+		for (size_t k = 0; k < cr->n_rollouts; k++) {
+			const Shoal__Rollout *ro = cr->rollouts[k];
+			char t[RFC3339_LEN], revs[32];
+
+			format_rfc3339(ro->started_ms, t);
+			snprintf(revs, sizeof revs, "%llu -> %llu%s",
+			    (unsigned long long)ro->from_revision,
+			    (unsigned long long)ro->to_revision,
+			    ro->rollback ? "R" : "");
+			printf("%8llu %-24s %-11s %-10s %-22s %s%s%s\n",
+			    (unsigned long long)ro->id, t, revs,
+			    wire_rollout_state_name(ro->state), ro->started_by,
+			    ro->message, ro->reason[0] ? " | " : "",
+			    ro->reason);
 		}
 	}
 	shoal__envelope__free_unpacked(rep, NULL);

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +36,29 @@ usage(FILE *f)
 	    "Commands:\n"
 	    "  nodes [--json]                  list the nodes\n"
 	    "  node show ID [--json]           one node in detail\n"
-	    "  events [--node ID] [--limit N] [--json]\n"
-	    "                                  the newest events agents "
-	    "reported\n"
+	    "  events [--node ID] [--service S] [--limit N] [--follow] "
+	    "[--json]\n"
+	    "                                  the newest events of agents "
+	    "and rollouts\n"
 	    "  apply -f SPEC [--message M] [--json]\n"
 	    "                                  store a service spec as a new "
+	    "revision and\n"
+	    "                                  roll it out\n"
+	    "  plan -f SPEC [--json]           what apply would do, changing "
+	    "nothing\n"
+	    "  rollout status SERVICE [--watch] [--json]\n"
+	    "                                  a service's rollout, node by "
+	    "node\n"
+	    "  rollout promote|pause|resume|abort SERVICE\n"
+	    "                                  steer it\n"
+	    "  rollback SERVICE [--to REV] [--message M]\n"
+	    "                                  roll back to an older "
 	    "revision\n"
 	    "  services [--json]               list the services\n"
 	    "  status SERVICE [--json]         a service on each of its nodes\n"
-	    "  history SERVICE [--json]        a service's revisions, newest "
-	    "first\n"
+	    "  history SERVICE [--json]        a service's revisions and "
+	    "rollouts (the\n"
+	    "                                  audit log), newest first\n"
 	    "  delete SERVICE                  remove a service from every "
 	    "node\n"
 	    "\n"
@@ -515,7 +530,9 @@ cmd_node_show(ctl_t *c, int argc, char **argv)
 
 typedef struct events_args {
 	const char *node;
+	const char *service;
 	uint64_t limit;
+	int follow;
 } events_args_t;
 
 static int
@@ -529,6 +546,14 @@ events_flag(int ch, const char *v, void *arg)
 			             "id",
 			    v);
 		e->node = v;
+	} else if (ch == 's') {
+		if (!service_name_valid(v))
+			return -fail("events: --service: '%s' is not a service "
+			             "name",
+			    v);
+		e->service = v;
+	} else if (ch == 'f') {
+		e->follow = 1;
 	} else if (ch == 'l') {
 		if (parse_uint(v, WIRE_MAX_ITEMS, &e->limit) < 0 ||
 		    e->limit == 0)
@@ -539,22 +564,94 @@ events_flag(int ch, const char *v, void *arg)
 	return 0;
 }
 
+static json_t *
+event_json(const Shoal__StoredEvent *se)
+{
+	const Shoal__Event *e = se->event;
+
+	return json_pack("{s:s*,s:I,s:I,s:o,s:s,s:s,s:s}", "node",
+	    se->node[0] ? se->node : NULL, "seq", (json_int_t)e->seq, "gseq",
+	    (json_int_t)se->gseq, "time", time_json(e->time_ms), "kind",
+	    e->kind, "service", e->service, "message", e->message);
+}
+
+static void
+print_event_row(const Shoal__StoredEvent *se)
+{
+	const Shoal__Event *e = se->event;
+	char t[RFC3339_LEN];
+
+	format_rfc3339(e->time_ms, t);
+	printf("%-24s %-16s %6llu %-22s %-12s %s\n", t,
+	    se->node[0] ? se->node : "(coordinator)",
+	    (unsigned long long)e->seq, e->kind,
+	    e->service[0] ? e->service : "-", e->message);
+}
+
+/* --follow: new events as they come, a JSON object per line with --json,
+ * until interrupted. */
+static int
+follow_events(ctl_t *c, Shoal__ListEvents *le, uint64_t after)
+{
+	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
+	Shoal__Envelope *rep;
+	int r;
+
+	req.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_EVENTS;
+	req.list_events = le;
+	for (;;) {
+		/* after 0 asks for the newest: none was there yet. */
+		le->after = after;
+		r = call(c, &req, &rep);
+		if (r)
+			return r;
+		const Shoal__ControlReply *cr = rep->control_reply;
+
+		for (size_t k = 0; k < cr->n_events; k++) {
+			const Shoal__StoredEvent *se = cr->events[k];
+
+			if (se->gseq <= after)
+				continue;
+			after = se->gseq;
+			if (c->json) {
+				print_json_line(event_json(se));
+			} else {
+				print_event_row(se);
+			}
+		}
+		fflush(stdout);
+		shoal__envelope__free_unpacked(rep, NULL);
+		usleep(300000);
+	}
+}
+
 static int
 cmd_events(ctl_t *c, int argc, char **argv)
 {
 	static const char help[] =
-	    "Usage: shoalctl events [--node ID] [--limit N] [--json]\n"
-	    "The newest events agents reported (default 100), oldest "
-	    "first.\n";
+	    "Usage: shoalctl events [--node ID] [--service S] [--limit N] "
+	    "[--follow] [--json]\n"
+	    "The newest events (default 100), oldest first: what agents "
+	    "reported and\nthe coordinator's rollout steps.\n"
+	    "\n"
+	    "  -n, --node ID       only this node's\n"
+	    "  -s, --service S     only this service's\n"
+	    "  -l, --limit N       at most N\n"
+	    "  -f, --follow        then print new ones as they come, until "
+	    "interrupted\n"
+	    "                      (with --json: one JSON object per line)\n";
 	static const struct option extra[] = {
 		{ "node", required_argument, NULL, 'n' },
 		{ "limit", required_argument, NULL, 'l' },
+		{ "service", required_argument, NULL, 's' },
+		{ "follow", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
 	Shoal__ListEvents le = SHOAL__LIST_EVENTS__INIT;
-	events_args_t ea = { .node = "" };
+	events_args_t ea = { .node = "", .service = "" };
 	Shoal__Envelope *rep;
+	uint64_t last = 0;
 	int i, r;
 
 	i = parse_command_flags(argc, argv, c, help, extra, events_flag, &ea);
@@ -563,6 +660,7 @@ cmd_events(ctl_t *c, int argc, char **argv)
 	if (i < argc)
 		return usage_error("events: unexpected argument '%s'", argv[i]);
 	le.node = (char *)ea.node;
+	le.service = (char *)ea.service;
 	le.limit = (uint32_t)ea.limit;
 	req.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_EVENTS;
 	req.list_events = &le;
@@ -576,35 +674,30 @@ cmd_events(ctl_t *c, int argc, char **argv)
 		    "shoalctl: only the newest %zu events fit in "
 		    "one reply; ask for fewer with --limit\n",
 		    cr->n_events);
-	if (c->json) {
+	if (cr->n_events)
+		last = cr->events[cr->n_events - 1]->gseq;
+	if (c->json && ea.follow) {
+		/* NDJSON: the newest first, then what follows. */
+		for (size_t k = 0; k < cr->n_events; k++)
+			print_json_line(event_json(cr->events[k]));
+	} else if (c->json) {
 		json_t *a = json_array();
 
-		for (size_t k = 0; k < cr->n_events; k++) {
-			const Shoal__Event *e = cr->events[k]->event;
-
-			json_array_append_new(a,
-			    json_pack("{s:s,s:I,s:o,s:s,s:s,s:s}", "node",
-			        cr->events[k]->node, "seq", (json_int_t)e->seq,
-			        "time", time_json(e->time_ms), "kind", e->kind,
-			        "service", e->service, "message", e->message));
-		}
+		for (size_t k = 0; k < cr->n_events; k++)
+			json_array_append_new(a, event_json(cr->events[k]));
 		r = print_json(a);
 	} else {
 		printf("%-24s %-16s %6s %-22s %-12s %s\n", "TIME", "NODE",
 		    "SEQ", "KIND", "SERVICE", "MESSAGE");
-		for (size_t k = 0; k < cr->n_events; k++) {
-			const Shoal__Event *e = cr->events[k]->event;
-			char t[RFC3339_LEN];
-
-			format_rfc3339(e->time_ms, t);
-			printf("%-24s %-16s %6llu %-22s %-12s %s\n", t,
-			    cr->events[k]->node, (unsigned long long)e->seq,
-			    e->kind, e->service[0] ? e->service : "-",
-			    e->message);
-		}
+		for (size_t k = 0; k < cr->n_events; k++)
+			print_event_row(cr->events[k]);
 	}
+	fflush(stdout);
 	shoal__envelope__free_unpacked(rep, NULL);
-	return r;
+	if (r || !ea.follow)
+		return r;
+	le.limit = 0;
+	return follow_events(c, &le, last);
 }
 
 static int
@@ -636,7 +729,29 @@ static const struct command {
 	{ "status", cmd_status },
 	{ "history", cmd_history },
 	{ "delete", cmd_delete },
+	{ "plan", cmd_plan },
+	{ "rollout", cmd_rollout },
+	{ "rollback", cmd_rollback },
 };
+
+const char *
+operator_name(void)
+{
+	static char name[WIRE_MAX_STRING];
+	const struct passwd *pw = getpwuid(geteuid());
+	char host[128] = "";
+
+	if (name[0])
+		return name;
+	gethostname(host, sizeof host - 1);
+	if (pw)
+		snprintf(name, sizeof name, "%s@%s", pw->pw_name, host);
+	else
+		snprintf(name, sizeof name, "uid %u@%s", (unsigned)geteuid(),
+		    host);
+	wire_clean_text(name, sizeof name - 1, 0);
+	return name;
+}
 
 int
 main(int argc, char **argv)

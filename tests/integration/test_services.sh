@@ -55,6 +55,8 @@ health:
   start_period: 2s
   unhealthy_threshold: 3
 update:
+  max_parallel: "100%"
+  min_healthy_time: 0s
   healthy_deadline: 30s
 EOF
 }
@@ -152,14 +154,20 @@ ok $? "and the node is healthy again"
 check "status counts the restart" \
 	json_ok "any(.nodes[]; .node == \"$C\" and .restarts >= 1)" status
 
-# -- failures end in a clear failed state; revision 2 keeps serving ----------
+# -- failures stop the rollout with a clear reason; revision 2 keeps serving --
+rollout() { shoalctl rollout status iris --json; }
+# reverted_with PATTERN: the newest rollout ended reverted, and a failed
+# node's reason matches PATTERN
+reverted_with() {
+	json_ok ".state == \"reverted\" and any(.nodes[]; .state == \"failed\" and (.reason | test(\"$1\")))" rollout
+}
 spec "$SCRATCH/v3.yaml" v3 localhost/shoal-no-such-image:1
 shoalctl apply -f "$SCRATCH/v3.yaml" >/dev/null
 ok $? "apply a revision whose image does not exist"
-wait_for 60 all_at 3 failed
-ok $? "every node reports revision 3 failed"
-check "the reason names the image" \
-	json_ok 'all(.nodes[]; .reason | test("shoal-no-such-image"))' status
+wait_for 60 reverted_with "shoal-no-such-image"
+ok $? "the rollout of revision 3 stops and reverts; the reason names the image"
+wait_for 30 all_at 2 healthy
+ok $? "every node is on revision 2 again"
 check "revision 2 still serves" \
 	json_ok 'all(.nodes[]; .serving_revision == 2)' status
 answers "$A" v2
@@ -170,10 +178,8 @@ serving_a=$(container_of "$A")
 # serving meanwhile, must still be probed on its own path.
 spec "$SCRATCH/v4.yaml" v4 "$IMAGE" --fail-health /ready
 shoalctl apply -f "$SCRATCH/v4.yaml" >/dev/null
-wait_for 90 all_at 4 failed
-ok $? "a model whose health check never passes ends failed"
-check "the reason is the health check" \
-	json_ok 'all(.nodes[]; .reason | test("health check"))' status
+wait_for 90 reverted_with "health check"
+ok $? "a model whose health check never passes fails the rollout, with the health check as the reason"
 answers "$B" v2
 ok $? "revision 2 keeps serving meanwhile"
 sleep 3
@@ -189,10 +195,8 @@ check "  and no container of revision 4 is left" \
 sed -e 's|^command:.*|command: ["/bin/sh", "-c", "echo no weights at /models/x.bin; exit 3"]|' \
 	-e 's|MODEL_VERSION: "v1"|MODEL_VERSION: "v5"|' "$SCRATCH/v1.yaml" >"$SCRATCH/v5.yaml"
 shoalctl apply -f "$SCRATCH/v5.yaml" >/dev/null
-wait_for 60 all_at 5 failed
-ok $? "a model that exits at once ends failed"
-check "the reason has its exit code and last log line" \
-	json_ok 'all(.nodes[]; .reason | contains("exit code 3): no weights at /models/x.bin"))' status
+wait_for 60 reverted_with "exit code 3.: no weights at /models/x.bin"
+ok $? "a model that exits at once fails the rollout; the reason has its exit code and last log line"
 
 # -- broken specs are refused with file, line and field; nothing stored ------
 refused() { # refused NAME PATTERN: the spec in $SCRATCH/bad.yaml is refused
@@ -208,8 +212,9 @@ printf 'service: iris\nimage: %s\nport: eighty\n' "$IMAGE" >"$SCRATCH/bad.yaml"
 refused "a wrong type" "bad.yaml:3: field 'port'"
 printf 'service: iris\nport: 8080\n' >"$SCRATCH/bad.yaml"
 refused "a missing image" "bad.yaml:1: field 'image'"
-check "nothing was stored: iris is still at revision 5" \
-	json_ok '.[0].revision == 5' shoalctl services --json
+check "nothing was stored: iris has five revisions, and runs revision 2" \
+	json_ok 'length == 5' shoalctl history iris --json
+check "  (services says revision 2)" json_ok '.[0].revision == 2' shoalctl services --json
 
 # -- an agent restarted while a new revision comes up ------------------------
 # Revision 6 takes a few seconds to load; $A's agent restarts meanwhile. It

@@ -129,7 +129,7 @@ main(void)
 	ev = event(1, "k.one");
 	is_int(registry_event(reg, "node-a", &ev, &ack), 0, "a resent event");
 	is_int(ack, 2, "a resend is acknowledged up to the newest");
-	registry_events(reg, "node-a", 100, &evs, &nev);
+	registry_events(reg, "node-a", NULL, 0, 100, &evs, &nev);
 	is_int(nev, 2, "a resent event is stored once");
 	ok(nev == 2 && evs[0]->event->seq == 1 && evs[1]->event->seq == 2,
 	    "events come oldest first");
@@ -144,7 +144,7 @@ main(void)
 	is_int(n->event_seq, 0, "a new store_id restarts the event sequence");
 	ev = event(1, "k.again");
 	registry_event(reg, "node-a", &ev, &ack);
-	registry_events(reg, "node-a", 1, &evs, &nev);
+	registry_events(reg, "node-a", NULL, 0, 1, &evs, &nev);
 	ok(nev == 1 && strcmp(evs[0]->event->kind, "k.again") == 0,
 	    "event 1 of the new store is kept, newest first by limit");
 	registry_events_free(evs, nev);
@@ -159,7 +159,7 @@ main(void)
 	is_int(registry_event(reg, "node-a", &ev, &ack),
 	    REGISTRY_EVENT_GAP_TOLD,
 	    "the rest of the window is refused without a second resend");
-	registry_events(reg, "node-a", 100, &evs, &nev);
+	registry_events(reg, "node-a", NULL, 0, 100, &evs, &nev);
 	is_int(nev, 3, "nothing after the gap is stored (two of store-1, one)");
 	registry_events_free(evs, nev);
 	ev = chained(1, 2, "k.two");
@@ -173,7 +173,7 @@ main(void)
 	    "a gap the agent declares is accepted");
 	is_int(ack, 9, "and acknowledged");
 
-	registry_events(reg, NULL, 100, &evs, &nev);
+	registry_events(reg, NULL, NULL, 0, 100, &evs, &nev);
 	is_int(nev, 6, "all events without a node filter");
 	registry_events_free(evs, nev);
 

@@ -96,6 +96,21 @@ generation(registry_t *reg, const char *node)
 	return n ? n->generation : 0;
 }
 
+/* services_apply() with the results in the shape these tests read. */
+static int
+apply_spec(services_t *svc, const Shoal__ServiceSpec *spec, const char *msg,
+    services_ring_fn ring_fn, void *arg, uint64_t *rev, int *changed,
+    uint32_t *selected)
+{
+	services_result_t res;
+	int r = services_apply(svc, spec, msg, "test@host", ring_fn, arg, &res);
+
+	*rev = res.revision;
+	*changed = res.changed;
+	*selected = res.selected;
+	return r;
+}
+
 int
 main(void)
 {
@@ -104,6 +119,7 @@ main(void)
 	registry_t *reg = NULL;
 	services_t *svc = NULL;
 	Shoal__ServiceSpec spec = SHOAL__SERVICE_SPEC__INIT;
+	Shoal__UpdateStrategy update = SHOAL__UPDATE_STRATEGY__INIT;
 	Shoal__Label sel = SHOAL__LABEL__INIT, *selp[1] = { &sel };
 	Shoal__ControlReply rep = SHOAL__CONTROL_REPLY__INIT;
 	Shoal__StatusReport sr = SHOAL__STATUS_REPORT__INIT;
@@ -130,8 +146,16 @@ main(void)
 	spec.n_selector = 1;
 	spec.image = "localhost/model:1";
 	spec.port = 8080;
+	/* Every node at once: these tests are about desired states, not
+	 * waves (test_rollout covers those). */
+	update.max_parallel = 100;
+	update.max_parallel_percent = 1;
+	update.healthy_deadline_ms = 60000;
+	update.progress_deadline_ms = 60000;
+	update.auto_revert = 1;
+	spec.update = &update;
 	g = generation(reg, "gpu-1");
-	is_int(services_apply(svc, &spec, "first", ring, NULL, &rev, &changed,
+	is_int(apply_spec(svc, &spec, "first", ring, NULL, &rev, &changed,
 	           &selected),
 	    0, "apply a new service");
 	ok(rev == 1 && changed && selected == 2,
@@ -144,14 +168,14 @@ main(void)
 	    "the two selected nodes were rung");
 
 	nrang = 0;
-	is_int(services_apply(svc, &spec, "again", ring, NULL, &rev, &changed,
+	is_int(apply_spec(svc, &spec, "again", ring, NULL, &rev, &changed,
 	           &selected),
 	    0, "apply the same spec");
 	ok(rev == 1 && !changed && nrang == 0,
 	    "an unchanged spec makes no revision and rings nobody");
 
 	spec.image = "localhost/model:2";
-	services_apply(svc, &spec, "v2", ring, NULL, &rev, &changed, &selected);
+	apply_spec(svc, &spec, "v2", ring, NULL, &rev, &changed, &selected);
 	ok(rev == 2 && changed, "a changed spec makes revision 2");
 	is_int(assigned(svc, "gpu-2", "iris"), 2, "gpu-2 must run revision 2");
 
@@ -161,7 +185,7 @@ main(void)
 
 		snprintf(image, sizeof image, "localhost/model:%d", i);
 		spec.image = image;
-		services_apply(svc, &spec, "", NULL, NULL, &rev, &changed,
+		apply_spec(svc, &spec, "", NULL, NULL, &rev, &changed,
 		    &selected);
 	}
 	spec.image = "localhost/model:2";
@@ -233,7 +257,7 @@ main(void)
 	    "the service and its revision survive a reopen");
 	services_free_reply(&rep);
 	spec.image = "localhost/model:13";
-	services_apply(svc, &spec, "", NULL, NULL, &rev, &changed, &selected);
+	apply_spec(svc, &spec, "", NULL, NULL, &rev, &changed, &selected);
 	ok(!changed, "the digest survives too: the same spec is a no-op");
 
 	/* Delete. */
@@ -250,7 +274,7 @@ main(void)
 	is_int(rep.n_services, 0, "no services left");
 	services_free_reply(&rep);
 	spec.image = "localhost/model:1";
-	services_apply(svc, &spec, "", NULL, NULL, &rev, &changed, &selected);
+	apply_spec(svc, &spec, "", NULL, NULL, &rev, &changed, &selected);
 	is_int(rev, SERVICES_HISTORY + 4,
 	    "a service applied after delete goes on from its last revision");
 
