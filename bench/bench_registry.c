@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "common/store.h"
 #include "common/util.h"
 #include "common/wire.h"
@@ -149,8 +150,102 @@ bench_heartbeats(const char *dir, int batched)
  * the desired state of every node and writes those that changed in one
  * transaction. 1000 nodes, half of them role=a; SERVICES services on them.
  */
+/* services_apply() with the results in the shape these tests read. */
+static int
+apply_spec(services_t *svc, const Shoal__ServiceSpec *spec, const char *msg,
+    services_ring_fn ring_fn, void *arg, uint64_t *rev, int *changed,
+    uint32_t *selected)
+{
+	services_result_t res;
+	int r = services_apply(svc, spec, msg, "test@host", ring_fn, arg, &res);
+
+	*rev = res.revision;
+	*changed = res.changed;
+	*selected = res.selected;
+	return r;
+}
+
 #define SERVICES 20
 #define APPLIES 200
+
+/* The nodes of svc-00's rollout in state st, their ids into ids. */
+static size_t
+rollout_nodes(services_t *svc, Shoal__RolloutNode__State st, char (*ids)[32],
+    uint64_t *to)
+{
+	Shoal__ControlReply rep = SHOAL__CONTROL_REPLY__INIT;
+	size_t n = 0;
+
+	if (services_rollout(svc, "svc-00", &rep) < 0 || !rep.n_rollouts)
+		abort();
+	*to = rep.rollouts[0]->to_revision;
+	for (size_t i = 0; i < rep.rollouts[0]->n_nodes; i++)
+		if (rep.rollouts[0]->nodes[i]->state == st)
+			snprintf(ids[n++], 32, "%s",
+			    rep.rollouts[0]->nodes[i]->node);
+	services_free_reply(&rep);
+	return n;
+}
+
+/*
+ * The rollout engine on the same fleet: svc-00 rolls out to its 500 nodes
+ * in waves of 50, while the 19 other services' rollouts (every node at
+ * once) wait for nodes that never report. The coordinator ticks every
+ * 250 ms: what a tick costs while nothing changed, and what one costs that
+ * moves a wave on (its 50 nodes reported healthy: settle, done, the next
+ * wave admitted, written with the desired states in one transaction).
+ */
+static void
+bench_rollout(services_t *svc, Shoal__ServiceSpec *spec)
+{
+	Shoal__UpdateStrategy update = *spec->update;
+	Shoal__StatusReport sr = SHOAL__STATUS_REPORT__INIT;
+	Shoal__ServiceStatus st = SHOAL__SERVICE_STATUS__INIT,
+	                     *stp[1] = { &st };
+	static char ids[NODES][32];
+	services_result_t res;
+	double t, moving = 0;
+	unsigned waves = 0;
+	uint64_t to;
+	size_t n;
+
+	log_set_level(LOG_WARNING); /* a line per node step otherwise */
+	update.max_parallel = 50;
+	update.max_parallel_percent = 0;
+	update.min_healthy_time_ms = 0;
+	spec->update = &update;
+	snprintf(spec->service, 32, "svc-00");
+	snprintf((char *)spec->image, 64, "localhost/model-00:rollout");
+	if (services_apply(svc, spec, "", "bench", NULL, NULL, &res) < 0 ||
+	    !res.rollout || res.rollout->waves != 10)
+		abort();
+	t = now_s();
+	for (int i = 0; i < APPLIES * 10; i++)
+		services_tick(svc, NULL, NULL);
+	row("rollout tick, 20 rollouts of 500 nodes under way, no news",
+	    APPLIES * 10, now_s() - t);
+	st.service = "svc-00";
+	st.state = SHOAL__SERVICE_STATUS__STATE__HEALTHY;
+	sr.generation = 1ULL << 40;
+	sr.services = stp;
+	sr.n_services = 1;
+	while ((n = rollout_nodes(svc, SHOAL__ROLLOUT_NODE__STATE__SWITCHING,
+	            ids, &to)) > 0) {
+		st.revision = to;
+		for (size_t i = 0; i < n; i++) {
+			sr.seq++;
+			services_report(svc, ids[i], &sr);
+		}
+		t = now_s();
+		services_tick(svc, NULL, NULL); /* switching -> settling */
+		services_tick(svc, NULL, NULL); /* done, next wave */
+		moving += now_s() - t;
+		waves++;
+	}
+	if (waves != 10)
+		abort();
+	row("rollout ticks moving a wave of 50 on (two ticks)", waves, moving);
+}
 
 static void
 bench_apply(const char *dir)
@@ -234,24 +329,10 @@ bench_apply(const char *dir)
 	}
 	row("recompute one node's desired state (a Hello)", APPLIES * 10,
 	    now_s() - t);
+	bench_rollout(svc, &spec);
 	services_close(&svc);
 	registry_close(&reg);
 	store_close(&store);
-}
-
-/* services_apply() with the results in the shape these tests read. */
-static int
-apply_spec(services_t *svc, const Shoal__ServiceSpec *spec, const char *msg,
-    services_ring_fn ring_fn, void *arg, uint64_t *rev, int *changed,
-    uint32_t *selected)
-{
-	services_result_t res;
-	int r = services_apply(svc, spec, msg, "test@host", ring_fn, arg, &res);
-
-	*rev = res.revision;
-	*changed = res.changed;
-	*selected = res.selected;
-	return r;
 }
 
 int

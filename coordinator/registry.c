@@ -392,6 +392,7 @@ registry_write_event(registry_t *reg, store_txn_t *txn, const char *node_id,
 	se.node = (char *)(node_id ? node_id : "");
 	se.event = &ev;
 	se.received_ms = now;
+	se.coordinator = 1;
 	return put_event(txn, &se);
 }
 

@@ -113,9 +113,25 @@ rollout_new(const char *service, uint64_t id, uint64_t from, uint64_t to,
 	return ret;
 }
 
+/* Members come in node id order (the registry's), so a node is found by
+ * bisection: compute() asks for every node of every service. A record in
+ * another order is still searched right, only slower. */
 Shoal__RolloutNode *
 rollout_find_node(const Shoal__Rollout *ro, const char *node)
 {
+	size_t lo = 0, hi = ro->n_nodes;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(ro->nodes[mid]->node, node);
+
+		if (c == 0)
+			return ro->nodes[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	for (size_t i = 0; i < ro->n_nodes; i++)
 		if (strcmp(ro->nodes[i]->node, node) == 0)
 			return ro->nodes[i];
@@ -206,8 +222,11 @@ enter(Shoal__Rollout *ro, Shoal__RolloutNode *n, Shoal__RolloutNode__State st,
 	rollout_assignment(ro, n, &rev1, &act1);
 	if (rev0 != rev1 || act0 != act1)
 		n->generation = 0;
-	note(ro, n, h, "rollout.node", "%s: %s%s%s", n->node,
-	    node_state_name(st), reason ? ": " : "", reason ? reason : "");
+	/* Settling is the wait before done: not worth an event per node. */
+	if (st != NS(SETTLING))
+		note(ro, n, h, "rollout.node", "%s: %s%s%s", n->node,
+		    node_state_name(st), reason ? ": " : "",
+		    reason ? reason : "");
 }
 
 static int
@@ -241,6 +260,8 @@ observe_node(Shoal__Rollout *ro, Shoal__RolloutNode *n, uint64_t now,
 	int changed = 0;
 	char why[WIRE_MAX_MESSAGE];
 
+	if (terminal(n))
+		return 0;
 	if (h && h->observe)
 		h->observe(ro, n, &o, h->arg);
 	if (!o.selected && !terminal(n)) {
@@ -513,17 +534,22 @@ step_revert(Shoal__Rollout *ro, uint64_t now, const rollout_hooks_t *h)
 int
 rollout_step(Shoal__Rollout *ro, uint64_t now, const rollout_hooks_t *h)
 {
-	int changed = 0, flying = 0;
+	int changed = 0, flying = 0, preparing = 0;
 	char why[256];
 
 	if (!rollout_active(ro))
 		return 0;
 	for (size_t i = 0; i < ro->n_nodes; i++)
 		changed |= observe_node(ro, ro->nodes[i], now, h);
-	for (size_t i = 0; i < ro->n_nodes; i++)
-		flying += in_flight(ro->nodes[i]) ||
-		    ro->nodes[i]->state == NS(REVERTING);
-	if (!flying) {
+	for (size_t i = 0; i < ro->n_nodes; i++) {
+		const Shoal__RolloutNode *n = ro->nodes[i];
+
+		flying += in_flight(n) || n->state == NS(REVERTING);
+		/* Preparation (pulls, downloads) never counts against a
+		 * deadline: the agent watches it. */
+		preparing += in_flight(n) && n->agent_state == AS(PREPARING);
+	}
+	if (!flying || preparing) {
 		ro->progress_ms = now;
 	} else if (now - ro->progress_ms > ro->update->progress_deadline_ms) {
 		snprintf(why, sizeof why,

@@ -287,6 +287,30 @@ assignments_differ(const Shoal__DesiredState *cur, const uint8_t *packed,
  * say now (only node_id when not NULL). The caller frees with
  * changes_free().
  */
+/* Adds node's change to v when its desired state differs from what the
+ * services say now. */
+static void
+change_of(services_t *s, const Shoal__Node *node, change_t *v, size_t *n)
+{
+	node_state_t *ns = zhashx_lookup(s->nodes, node->id);
+	const Shoal__DesiredState *cur = ns ? ns->desired : NULL;
+	uint64_t gen = node->generation;
+	uint8_t *packed;
+	size_t len;
+
+	if (cur && cur->generation > gen)
+		gen = cur->generation;
+	compute(s, node, gen + 1, &packed, &len);
+	if (!assignments_differ(cur, packed, len)) {
+		free(packed);
+		return;
+	}
+	v[(*n)++] = (change_t){ .node = node->id,
+		.generation = gen + 1,
+		.packed = packed,
+		.len = len };
+}
+
 static change_t *
 collect_changes(services_t *s, const char *node_id, size_t *ret_n)
 {
@@ -295,25 +319,32 @@ collect_changes(services_t *s, const char *node_id, size_t *ret_n)
 
 	for (size_t i = 0; i < total; i++) {
 		const Shoal__Node *node = registry_at(s->reg, i);
-		node_state_t *ns = zhashx_lookup(s->nodes, node->id);
-		const Shoal__DesiredState *cur = ns ? ns->desired : NULL;
-		uint64_t gen = node->generation;
-		uint8_t *packed;
-		size_t len;
 
-		if (node_id && strcmp(node->id, node_id) != 0)
+		if (!node_id || strcmp(node->id, node_id) == 0)
+			change_of(s, node, v, &n);
+	}
+	*ret_n = n;
+	return v;
+}
+
+/* The same for the nodes a rollout step moved (their generation is 0 until
+ * stamped): nobody else's assignment changed. */
+static change_t *
+collect_rollout_changes(services_t *s, const Shoal__Rollout *ro, size_t *ret_n)
+{
+	change_t *v = xcalloc(ro->n_nodes + 1, sizeof *v);
+	size_t n = 0;
+
+	for (size_t i = 0; i < ro->n_nodes; i++) {
+		const Shoal__RolloutNode *rn = ro->nodes[i];
+		const Shoal__Node *node;
+
+		if (rn->generation ||
+		    rn->state == SHOAL__ROLLOUT_NODE__STATE__PENDING)
 			continue;
-		if (cur && cur->generation > gen)
-			gen = cur->generation;
-		compute(s, node, gen + 1, &packed, &len);
-		if (!assignments_differ(cur, packed, len)) {
-			free(packed);
-			continue;
-		}
-		v[n++] = (change_t){ .node = node->id,
-			.generation = gen + 1,
-			.packed = packed,
-			.len = len };
+		node = registry_find(s->reg, rn->node);
+		if (node)
+			change_of(s, node, v, &n);
 	}
 	*ret_n = n;
 	return v;
@@ -657,8 +688,8 @@ note(const Shoal__Rollout *ro, const Shoal__RolloutNode *n, const char *kind,
 	e->node = n ? xstrdup(n->node) : NULL;
 	e->kind = xstrdup(kind);
 	e->message = xstrdup(message);
-	if (n)
-		log_node(LOG_INFO, n->node, "service %s: rollout %llu: %s",
+	if (n) /* one line a node: the events have them */
+		log_node(LOG_DEBUG, n->node, "service %s: rollout %llu: %s",
 		    ro->service, (unsigned long long)ro->id, message);
 	else
 		log_info("service %s: %s", ro->service, message);
@@ -684,9 +715,19 @@ stamp(services_t *s, Shoal__Rollout *ro, const change_t *ch, size_t nch)
 		if (n->generation ||
 		    n->state == SHOAL__ROLLOUT_NODE__STATE__PENDING)
 			continue;
-		for (size_t k = 0; k < nch && !n->generation; k++)
-			if (strcmp(ch[k].node, n->node) == 0)
-				n->generation = ch[k].generation;
+		/* The changes come in node id order (the registry's or
+		 * the rollout's). */
+		for (size_t lo = 0, hi = nch; lo < hi && !n->generation;) {
+			size_t mid = lo + (hi - lo) / 2;
+			int c = strcmp(ch[mid].node, n->node);
+
+			if (c == 0)
+				n->generation = ch[mid].generation;
+			else if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
 		node = registry_find(s->reg, n->node);
 		if (!n->generation)
 			n->generation =
@@ -734,14 +775,15 @@ write_service(services_t *s, store_txn_t *txn, const service_t *svc,
  */
 static int
 commit_service(services_t *s, service_t *svc, const Shoal__Rollout *old,
-    services_ring_fn ring, void *arg)
+    int everyone, services_ring_fn ring, void *arg)
 {
 	change_t *ch;
 	size_t nch;
 	store_txn_t *txn = NULL;
 	int r;
 
-	ch = collect_changes(s, NULL, &nch);
+	ch = everyone || !svc->ro ? collect_changes(s, NULL, &nch)
+	                          : collect_rollout_changes(s, svc->ro, &nch);
 	stamp(s, svc->ro, ch, nch);
 	r = desired_fits(ch, nch);
 	if (r == 0)
@@ -1064,7 +1106,12 @@ change_rollout(services_t *s, service_t *svc, Shoal__Rollout *old,
 	if (svc->ro && !rollout_active(svc->ro))
 		svc->rec->target = rollout_settled_revision(svc->ro);
 	svc->rec->updated_ms = now_ms();
-	r = commit_service(s, svc, old, ring, arg);
+	/* A new target is what nodes outside the rollout get: recompute
+	 * them all; else only the nodes the step moved. */
+	r = commit_service(s, svc, old,
+	    svc->rec->target != saved_target || old || !saved || !svc->ro ||
+	        saved->id != svc->ro->id,
+	    ring, arg);
 	if (old)
 		shoal__rollout__free_unpacked(old, NULL);
 	if (r < 0) {
@@ -1181,6 +1228,25 @@ services_rollout_control(services_t *s, const char *name,
 	return r;
 }
 
+/* The rollout as last written: what memory goes back to when writing a
+ * step failed. */
+static Shoal__Rollout *
+reload_rollout(services_t *s, const service_t *svc)
+{
+	uint8_t key[SERVICE_NAME_MAX + 9];
+	ProtobufCMessage *m = NULL;
+	store_txn_t *txn;
+	size_t klen = rollout_key(svc->rec->service, svc->ro->id, key);
+
+	if (store_begin(s->store, false, &txn) < 0)
+		return NULL;
+	if (store_get_msg(txn, DB_ROLLOUTS, key, klen,
+	        &shoal__rollout__descriptor, &m) < 0)
+		m = NULL;
+	store_abort(&txn);
+	return (Shoal__Rollout *)m;
+}
+
 int
 services_tick(services_t *s, services_ring_fn ring, void *arg)
 {
@@ -1189,27 +1255,35 @@ services_tick(services_t *s, services_ring_fn ring, void *arg)
 
 	for (size_t i = 0; i < s->n; i++) {
 		service_t *svc = &s->v[i];
-		Shoal__Rollout *saved;
+		uint64_t target = svc->rec->target;
+		Shoal__Rollout *back;
 		int r;
 
 		if (!svc->ro || !rollout_active(svc->ro))
 			continue;
-		saved = wire_copy(&svc->ro->base);
+		/* Most ticks change nothing: no copy is made for them. */
 		if (!rollout_step(svc->ro, now, hooks(s))) {
-			shoal__rollout__free_unpacked(saved, NULL);
 			notes_clear(s);
 			continue;
 		}
-		/* On failure change_rollout() puts the copy from before the
-		 * step back: it comes again on the next tick. */
-		r = change_rollout(s, svc, NULL, saved, svc->rec->target,
-		    svc->rec->last_rollout, ring, arg);
-		if (r < 0) {
-			log_error("service %s: cannot write rollout %llu: %s",
-			    svc->rec->service, (unsigned long long)svc->ro->id,
-			    shoal_strerror(r));
-			ret = r;
+		if (!rollout_active(svc->ro))
+			svc->rec->target = rollout_settled_revision(svc->ro);
+		svc->rec->updated_ms = now;
+		r = commit_service(s, svc, NULL, svc->rec->target != target,
+		    ring, arg);
+		if (r == 0)
+			continue;
+		/* Back to what is on disk; the step comes again next tick. */
+		log_error("service %s: cannot write rollout %llu: %s",
+		    svc->rec->service, (unsigned long long)svc->ro->id,
+		    shoal_strerror(r));
+		svc->rec->target = target;
+		back = reload_rollout(s, svc);
+		if (back) {
+			shoal__rollout__free_unpacked(svc->ro, NULL);
+			svc->ro = back;
 		}
+		ret = r;
 	}
 	return ret;
 }

@@ -569,22 +569,28 @@ event_json(const Shoal__StoredEvent *se)
 {
 	const Shoal__Event *e = se->event;
 
-	return json_pack("{s:s*,s:I,s:I,s:o,s:s,s:s,s:s}", "node",
-	    se->node[0] ? se->node : NULL, "seq", (json_int_t)e->seq, "gseq",
-	    (json_int_t)se->gseq, "time", time_json(e->time_ms), "kind",
-	    e->kind, "service", e->service, "message", e->message);
+	return json_pack("{s:s*,s:o,s:I,s:s,s:o,s:s,s:s,s:s}", "node",
+	    se->node[0] ? se->node : NULL, "seq",
+	    se->coordinator ? json_null() : json_integer((json_int_t)e->seq),
+	    "gseq", (json_int_t)se->gseq, "source",
+	    se->coordinator ? "coordinator" : "agent", "time",
+	    time_json(e->time_ms), "kind", e->kind, "service", e->service,
+	    "message", e->message);
 }
 
 static void
 print_event_row(const Shoal__StoredEvent *se)
 {
 	const Shoal__Event *e = se->event;
-	char t[RFC3339_LEN];
+	char t[RFC3339_LEN], seq[24];
 
 	format_rfc3339(e->time_ms, t);
-	printf("%-24s %-16s %6llu %-22s %-12s %s\n", t,
-	    se->node[0] ? se->node : "(coordinator)",
-	    (unsigned long long)e->seq, e->kind,
+	if (se->coordinator)
+		snprintf(seq, sizeof seq, "-");
+	else
+		snprintf(seq, sizeof seq, "%llu", (unsigned long long)e->seq);
+	printf("%-24s %-16s %6s %-22s %-12s %s\n", t,
+	    se->node[0] ? se->node : "(coordinator)", seq, e->kind,
 	    e->service[0] ? e->service : "-", e->message);
 }
 

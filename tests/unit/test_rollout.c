@@ -435,8 +435,15 @@ test_deadline_pause_abort(void)
 	fk.state[0] = AS(PREPARING);
 	fk.rev[0] = 2;
 	rollout_step(ro, now + 4000, &hooks);
+	rollout_step(ro, now + 4000 + 2 * u.progress_deadline_ms, &hooks);
+	is_int(ro->nodes[0]->state, NS(SWITCHING),
+	    "a node preparing (pulling) is never past the deadline");
+	fk.state[0] = AS(STARTING);
+	now += 4000 + 2 * u.progress_deadline_ms;
+	rollout_step(ro, now + 10, &hooks);
+	rollout_step(ro, now + 4000, &hooks);
 	is_int(ro->nodes[0]->state, NS(SWITCHING), "within the deadline");
-	rollout_step(ro, now + 4000 + u.progress_deadline_ms + 1, &hooks);
+	rollout_step(ro, now + 10 + u.progress_deadline_ms + 1, &hooks);
 	is_int(ro->nodes[0]->state, NS(FAILED),
 	    "no progress for progress_deadline: failed");
 	ok(strstr(ro->nodes[0]->reason, "progress_deadline"),
