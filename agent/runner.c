@@ -892,20 +892,23 @@ adopt(runner_t *rn, rjob_t *j)
 			watch(&s->active, now);
 		}
 		if (wanted && strcmp(wanted->state, "running") == 0) {
-			ctr_t *c = older ? &s->cand : &s->active;
+			/* Staged only (a blue-green rollout): it does not
+			 * serve, even with nothing older running. */
+			ctr_t *c =
+			    older || !s->want->active ? &s->cand : &s->active;
 
 			*c = ctr_of(wanted);
 			c->spec = spec_copy(s->want->spec);
 			watch(c, now);
-		} else if (wanted && !older) {
+		} else if (wanted && !older && s->want->active) {
 			s->active = ctr_of(wanted);
 			s->active.spec = spec_copy(s->want->spec);
 			watch(&s->active, now);
 			s->need_restart = 1;
 			s->next_restart_mono = now;
 		} else if (wanted) {
-			/* Stopped, with an older one serving: bring it up
-			 * again from the start. */
+			/* Stopped, with an older one serving (or staged
+			 * only): bring it up again from the start. */
 			garbage_add(&garbage, &ng, wanted->id);
 		}
 		if (stopped)

@@ -38,6 +38,14 @@ set_text(char **field, const char *fmt, ...)
 	*field = xstrdup(buf);
 }
 
+/* Milliseconds from then to now on the wall clock, which may step back
+ * (the times are stored, and a restart must read them): never negative. */
+static uint64_t
+elapsed(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
+
 static uint32_t
 share(uint32_t v, int percent, size_t n)
 {
@@ -254,7 +262,7 @@ fail_node(Shoal__Rollout *ro, Shoal__RolloutNode *n, uint64_t now,
 /* One node against what it reports; 1 when it changed. */
 static int
 observe_node(Shoal__Rollout *ro, Shoal__RolloutNode *n, uint64_t now,
-    const rollout_hooks_t *h)
+    const rollout_hooks_t *h, int *ret_preparing)
 {
 	rollout_obs_t o = { .selected = 1 };
 	int changed = 0;
@@ -265,11 +273,15 @@ observe_node(Shoal__Rollout *ro, Shoal__RolloutNode *n, uint64_t now,
 	if (h && h->observe)
 		h->observe(ro, n, &o, h->arg);
 	if (!o.selected && !terminal(n)) {
+		/* Gone from the service: nothing to revert there either. */
+		n->switched = 0;
 		enter(ro, n, NS(DONE), now, h, "no longer selected");
 		return 1;
 	}
 	if (!o.fresh || n->generation == 0)
 		return 0;
+	*ret_preparing = in_flight(n) && o.revision == ro->to_revision &&
+	    o.state == AS(PREPARING);
 	if (o.revision == ro->to_revision && o.state != n->agent_state &&
 	    in_flight(n)) {
 		n->agent_state = o.state;
@@ -285,6 +297,16 @@ observe_node(Shoal__Rollout *ro, Shoal__RolloutNode *n, uint64_t now,
 			changed = 1;
 		} else if (o.state == AS(FAILED)) {
 			snprintf(why, sizeof why, "staging failed: %s",
+			    o.reason ? o.reason : "");
+			fail_node(ro, n, now, h, why);
+			changed = 1;
+		}
+		break;
+	case NS(STAGED):
+		/* Staged and still probed: it may fail before the switch. */
+		if (o.revision == ro->to_revision &&
+		    (o.state == AS(FAILED) || o.state == AS(UNHEALTHY))) {
+			snprintf(why, sizeof why, "failed while staged: %s",
 			    o.reason ? o.reason : "");
 			fail_node(ro, n, now, h, why);
 			changed = 1;
@@ -312,7 +334,7 @@ observe_node(Shoal__Rollout *ro, Shoal__RolloutNode *n, uint64_t now,
 			    o.reason ? o.reason : "");
 			fail_node(ro, n, now, h, why);
 			changed = 1;
-		} else if (now - n->healthy_since_ms >=
+		} else if (elapsed(now, n->healthy_since_ms) >=
 		    ro->update->min_healthy_time_ms) {
 			enter(ro, n, NS(DONE), now, h, NULL);
 			changed = 1;
@@ -444,6 +466,15 @@ wave_settled(Shoal__Rollout *ro, uint64_t now, const rollout_hooks_t *h,
 }
 
 static int
+canary_done(const Shoal__Rollout *ro)
+{
+	for (size_t i = 0; i < ro->n_nodes; i++)
+		if (ro->nodes[i]->wave == 0 && ro->nodes[i]->state == NS(DONE))
+			return 1;
+	return 0;
+}
+
+static int
 step_forward(Shoal__Rollout *ro, uint64_t now, const rollout_hooks_t *h)
 {
 	int changed = 0;
@@ -452,6 +483,13 @@ step_forward(Shoal__Rollout *ro, uint64_t now, const rollout_hooks_t *h)
 		if (!wave_settled(ro, now, h, &changed))
 			return changed;
 		if (ro->wave == 0 && ro->canaries && !ro->promoted) {
+			if (!canary_done(ro)) {
+				/* Every canary failed within the budget:
+				 * nothing shows the revision works. */
+				stop(ro, now, h, ro->update->auto_revert,
+				    "no canary became healthy");
+				return 1;
+			}
 			if (!ro->update->auto_promote) {
 				if (ro->state != RS(WAITING_PROMOTE)) {
 					ro->state = RS(WAITING_PROMOTE);
@@ -539,19 +577,24 @@ rollout_step(Shoal__Rollout *ro, uint64_t now, const rollout_hooks_t *h)
 
 	if (!rollout_active(ro))
 		return 0;
-	for (size_t i = 0; i < ro->n_nodes; i++)
-		changed |= observe_node(ro, ro->nodes[i], now, h);
+	for (size_t i = 0; i < ro->n_nodes; i++) {
+		int prep = 0;
+
+		changed |= observe_node(ro, ro->nodes[i], now, h, &prep);
+		/* Preparation (pulls, downloads) never counts against a
+		 * deadline: the agent watches it. Only a node that reports
+		 * it now (online) says so. */
+		preparing += prep;
+	}
 	for (size_t i = 0; i < ro->n_nodes; i++) {
 		const Shoal__RolloutNode *n = ro->nodes[i];
 
 		flying += in_flight(n) || n->state == NS(REVERTING);
-		/* Preparation (pulls, downloads) never counts against a
-		 * deadline: the agent watches it. */
-		preparing += in_flight(n) && n->agent_state == AS(PREPARING);
 	}
 	if (!flying || preparing) {
 		ro->progress_ms = now;
-	} else if (now - ro->progress_ms > ro->update->progress_deadline_ms) {
+	} else if (elapsed(now, ro->progress_ms) >
+	    ro->update->progress_deadline_ms) {
 		snprintf(why, sizeof why,
 		    "no progress for %llums (progress_deadline)",
 		    (unsigned long long)ro->update->progress_deadline_ms);
@@ -652,7 +695,27 @@ rollout_supersede(Shoal__Rollout *ro, uint64_t now)
 {
 	if (!rollout_active(ro))
 		return;
+	/* Staged only: a node the newer rollout does not take goes back to
+	 * what it serves. */
+	for (size_t i = 0; i < ro->n_nodes; i++) {
+		Shoal__RolloutNode *n = ro->nodes[i];
+
+		if (n->state == NS(STAGING) || n->state == NS(STAGED))
+			enter(ro, n, NS(REVERTED), now, NULL,
+			    "staged only: superseded");
+	}
 	set_text(&ro->reason, "superseded by a newer rollout");
 	ro->state = RS(SUPERSEDED);
 	ro->finished_ms = ro->updated_ms = now;
+}
+
+void
+rollout_restarted(Shoal__Rollout *ro, uint64_t now)
+{
+	if (!rollout_active(ro))
+		return;
+	ro->progress_ms = now;
+	for (size_t i = 0; i < ro->n_nodes; i++)
+		if (ro->nodes[i]->state == NS(SETTLING))
+			ro->nodes[i]->healthy_since_ms = now;
 }

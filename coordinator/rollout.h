@@ -14,6 +14,7 @@
  *   PENDING   --admitted (blue-green)-------------------> STAGING
  *   STAGING   --reports STAGED--------------------------> STAGED
  *   STAGED    --every node of the wave staged-----------> SWITCHING
+ *   STAGED    --reports FAILED or UNHEALTHY-------------> FAILED
  *   SWITCHING --reports HEALTHY-------------------------> SETTLING
  *   SETTLING  --healthy for min_healthy_time------------> DONE
  *   STAGING, SWITCHING, SETTLING
@@ -30,7 +31,8 @@
  *   RUNNING   --every node of the wave DONE or FAILED---> next wave
  *   RUNNING   --no wave left----------------------------> SUCCEEDED
  *   RUNNING   --canary wave done, not promoted----------> WAITING_PROMOTE
- *                                   (auto_promote: promoted at once)
+ *                                   (auto_promote: promoted at once;
+ *                                   no canary done: stopped as below)
  *   RUNNING, WAITING_PROMOTE
  *             --failures above max_failures-------------> REVERTING
  *                                   (auto_revert false: FAILED)
@@ -102,8 +104,13 @@ int rollout_step(Shoal__Rollout *ro, uint64_t now_ms,
 int rollout_control(Shoal__Rollout *ro, Shoal__RolloutControl__Action action,
     uint64_t now_ms, const rollout_hooks_t *hooks, const char **why);
 
-/* A newer rollout takes over: ends this one without touching its nodes. */
+/* A newer rollout takes over: ends this one; its staged nodes go back to
+ * their old revision, the others stay where they are. */
 void rollout_supersede(Shoal__Rollout *ro, uint64_t now_ms);
+
+/* Read back after a coordinator restart: the time it was down counts
+ * neither as no progress nor as healthy time. */
+void rollout_restarted(Shoal__Rollout *ro, uint64_t now_ms);
 
 /* Still moving (RUNNING, WAITING_PROMOTE, REVERTING). */
 int rollout_active(const Shoal__Rollout *ro);

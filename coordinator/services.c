@@ -30,6 +30,7 @@ typedef struct service {
 	Shoal__Revision **revs;    /* owned, oldest first: the last is newest */
 	size_t nrevs;
 	Shoal__Rollout *ro; /* owned: the newest rollout; NULL: none yet */
+	int resync; /* a failed write left memory unsure: recompute all */
 } service_t;
 
 /* An event a rollout step asked for, written with the step. */
@@ -610,13 +611,15 @@ services_open(store_t *store, registry_t *reg, services_t **ret)
 			    ns->desired->generation);
 	}
 	for (size_t i = 0; i < s->n; i++)
-		if (s->v[i].ro && rollout_active(s->v[i].ro))
+		if (s->v[i].ro && rollout_active(s->v[i].ro)) {
+			rollout_restarted(s->v[i].ro, now_ms());
 			log_info("service %s: resuming rollout %llu to "
 			         "revision %llu (%s)",
 			    s->v[i].rec->service,
 			    (unsigned long long)s->v[i].ro->id,
 			    (unsigned long long)s->v[i].ro->to_revision,
 			    wire_rollout_state_name(s->v[i].ro->state));
+		}
 	*ret = s;
 	return 0;
 }
@@ -668,7 +671,9 @@ observe(const Shoal__Rollout *ro, const Shoal__RolloutNode *n, rollout_obs_t *o,
 	const Shoal__ServiceStatus *st = status_of(ns, ro->service);
 
 	o->selected = svc && node && selects(target_revision(svc)->spec, node);
-	o->fresh = st && ns->status->generation >= n->generation;
+	/* An offline node's last report is history, not news. */
+	o->fresh = st && ns->status->generation >= n->generation &&
+	    node->state == SHOAL__NODE__STATE__ONLINE;
 	if (st) {
 		o->revision = st->revision;
 		o->state = st->state;
@@ -1103,7 +1108,10 @@ change_rollout(services_t *s, service_t *svc, Shoal__Rollout *old,
 {
 	int r;
 
-	if (svc->ro && !rollout_active(svc->ro))
+	/* A rollout that ended just now settles the target; a superseded
+	 * record (kept when a newer move had no node to take) does not. */
+	if (svc->ro && !rollout_active(svc->ro) &&
+	    svc->ro->state != SHOAL__ROLLOUT__STATE__SUPERSEDED)
 		svc->rec->target = rollout_settled_revision(svc->ro);
 	svc->rec->updated_ms = now_ms();
 	/* A new target is what nodes outside the rollout get: recompute
@@ -1269,10 +1277,12 @@ services_tick(services_t *s, services_ring_fn ring, void *arg)
 		if (!rollout_active(svc->ro))
 			svc->rec->target = rollout_settled_revision(svc->ro);
 		svc->rec->updated_ms = now;
-		r = commit_service(s, svc, NULL, svc->rec->target != target,
-		    ring, arg);
-		if (r == 0)
+		r = commit_service(s, svc, NULL,
+		    svc->rec->target != target || svc->resync, ring, arg);
+		if (r == 0) {
+			svc->resync = 0;
 			continue;
+		}
 		/* Back to what is on disk; the step comes again next tick. */
 		log_error("service %s: cannot write rollout %llu: %s",
 		    svc->rec->service, (unsigned long long)svc->ro->id,
@@ -1282,6 +1292,10 @@ services_tick(services_t *s, services_ring_fn ring, void *arg)
 		if (back) {
 			shoal__rollout__free_unpacked(svc->ro, NULL);
 			svc->ro = back;
+		} else {
+			/* The stepped record stays, stamped: the next
+			 * write recomputes every node. */
+			svc->resync = 1;
 		}
 		ret = r;
 	}

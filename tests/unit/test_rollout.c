@@ -508,6 +508,107 @@ test_deadline_pause_abort(void)
 	ok(fk.notes > 0, "the steps were noted for the event stream");
 }
 
+/* What a review of the engine found, each a scenario. */
+static void
+test_corners(void)
+{
+	Shoal__UpdateStrategy u =
+	    strategy(SHOAL__UPDATE_STRATEGY__KIND__ROLLING);
+	Shoal__Rollout *ro;
+	const char *why;
+	uint64_t now = 1000, rev;
+	int active;
+
+	/* A done node leaves the selector, then the rollout reverts: the
+	 * revert must end, not bounce the node between states. */
+	reset();
+	ro = new_rollout(&u);
+	STEP_UNTIL(ro, &now, ro->nodes[1]->state == NS(SWITCHING));
+	fk.selected[0] = 0;
+	rollout_control(ro, SHOAL__ROLLOUT_CONTROL__ACTION__ABORT, now, &hooks,
+	    &why);
+	run(ro, &now, 200);
+	is_int(ro->state, RS(ABORTED),
+	    "a revert with a node gone from the selector ends");
+	shoal__rollout__free_unpacked(ro, NULL);
+
+	/* Every canary fails, within max_failures: no promote. */
+	reset();
+	u = strategy(SHOAL__UPDATE_STRATEGY__KIND__CANARY);
+	u.canary = 1;
+	u.auto_promote = 1;
+	u.max_failures = 1;
+	ro = new_rollout(&u);
+	rollout_step(ro, now, &hooks);
+	ro->nodes[0]->generation = 1;
+	fk.rev[0] = 2;
+	fk.state[0] = AS(FAILED);
+	rollout_step(ro, now += 10, &hooks);
+	rollout_step(ro, now += 10, &hooks);
+	ok(ro->state == RS(REVERTED) && !ro->promoted &&
+	        strstr(ro->reason, "no canary"),
+	    "no canary healthy: stopped, not promoted");
+	shoal__rollout__free_unpacked(ro, NULL);
+
+	/* Blue-green: a node failing after it staged counts before the
+	 * switch. */
+	reset();
+	u = strategy(SHOAL__UPDATE_STRATEGY__KIND__BLUE_GREEN);
+	ro = new_rollout(&u);
+	rollout_step(ro, now, &hooks);
+	agents_follow(ro);
+	fk.state[3] = AS(STARTING);
+	rollout_step(ro, now += 10, &hooks);
+	fk.state[0] = AS(UNHEALTHY);
+	rollout_step(ro, now += 10, &hooks);
+	ok(ro->nodes[0]->state == NS(FAILED) &&
+	        count_state(ro, NS(SWITCHING)) == 0,
+	    "a staged node that turns unhealthy fails; nothing switched");
+	shoal__rollout__free_unpacked(ro, NULL);
+
+	/* Superseded while staged: the staged nodes go back. */
+	reset();
+	ro = new_rollout(&u);
+	rollout_step(ro, now, &hooks);
+	rollout_supersede(ro, now);
+	rollout_assignment(ro, ro->nodes[0], &rev, &active);
+	ok(ro->state == RS(SUPERSEDED) && rev == 1 && active,
+	    "superseded while staging: back on revision 1");
+	shoal__rollout__free_unpacked(ro, NULL);
+
+	/* The wall clock steps back: no deadline fires, no node fails. */
+	reset();
+	u = strategy(SHOAL__UPDATE_STRATEGY__KIND__ROLLING);
+	ro = new_rollout(&u);
+	rollout_step(ro, 100000, &hooks);
+	ro->nodes[0]->generation = 1;
+	fk.rev[0] = 2;
+	fk.state[0] = AS(STARTING);
+	rollout_step(ro, 50000, &hooks);
+	is_int(ro->failures, 0, "a clock stepped back fails nobody");
+	/* A node that went away while preparing: its old report is not
+	 * fresh, and the deadline applies. */
+	fk.state[0] = AS(PREPARING);
+	fk.fresh[0] = 0;
+	rollout_step(ro, 100000 + u.progress_deadline_ms + 1, &hooks);
+	is_int(ro->nodes[0]->state, NS(FAILED),
+	    "an offline node's old 'preparing' does not hold the deadline off");
+	/* After a restart, the time down is neither progress lost nor
+	 * healthy time. */
+	shoal__rollout__free_unpacked(ro, NULL);
+	reset();
+	ro = new_rollout(&u);
+	rollout_step(ro, 1000, &hooks);
+	ro->nodes[0]->generation = 1;
+	fk.rev[0] = 2;
+	fk.state[0] = AS(STARTING);
+	rollout_restarted(ro, 1000 + u.progress_deadline_ms * 3);
+	rollout_step(ro, 1000 + u.progress_deadline_ms * 3 + 10, &hooks);
+	is_int(ro->nodes[0]->state, NS(SWITCHING),
+	    "a restart after a long stop does not fail the nodes in flight");
+	shoal__rollout__free_unpacked(ro, NULL);
+}
+
 int
 main(void)
 {
@@ -518,5 +619,6 @@ main(void)
 	test_canary();
 	test_blue_green();
 	test_deadline_pause_abort();
+	test_corners();
 	return done_testing();
 }
