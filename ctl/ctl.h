@@ -48,6 +48,11 @@ json_t *time_json(uint64_t ms);
 /* "5s ago", "3m ago", ... */
 void ago(uint64_t ms, char *buf, size_t size);
 
+/* A command's one operand, the service name, checked: argv[i] into *ret;
+ * else the usage status after saying why. */
+int service_operand(int argc, char **argv, int i, const char *help,
+    const char **ret);
+
 /* The service commands (ctl/services.c). */
 int cmd_apply(ctl_t *c, int argc, char **argv);
 int cmd_services(ctl_t *c, int argc, char **argv);

@@ -299,21 +299,6 @@ rollout_flag(int ch, const char *v, void *arg)
 }
 
 static int
-one_service(int argc, char **argv, int i, const char *help, const char **ret)
-{
-	if (argc - i != 1) {
-		fputs(help, stderr);
-		return EXIT_USAGE;
-	}
-	if (!service_name_valid(argv[i]))
-		return usage_error("%s: '%s' is not a service name ([a-z0-9-], "
-		                   "at most %d characters)",
-		    argv[0], argv[i], SERVICE_NAME_MAX);
-	*ret = argv[i];
-	return 0;
-}
-
-static int
 rollout_status(ctl_t *c, int argc, char **argv)
 {
 	static const char help[] =
@@ -341,7 +326,7 @@ rollout_status(ctl_t *c, int argc, char **argv)
 	i = parse_command_flags(argc, argv, c, help, extra, rollout_flag, &a);
 	if (i < 0)
 		return i == -1 ? 0 : EXIT_USAGE;
-	r = one_service(argc, argv, i, help, &name);
+	r = service_operand(argc, argv, i, help, &name);
 	if (r)
 		return r;
 	if (a.watch)
@@ -389,7 +374,7 @@ rollout_action(ctl_t *c, int argc, char **argv,
 	i = parse_command_flags(argc, argv, c, help, NULL, NULL, NULL);
 	if (i < 0)
 		return i == -1 ? 0 : EXIT_USAGE;
-	r = one_service(argc, argv, i, help, &name);
+	r = service_operand(argc, argv, i, help, &name);
 	if (r)
 		return r;
 	rc.service = (char *)name;
@@ -498,7 +483,7 @@ cmd_rollback(ctl_t *c, int argc, char **argv)
 	i = parse_command_flags(argc, argv, c, help, extra, rollout_flag, &a);
 	if (i < 0)
 		return i == -1 ? 0 : EXIT_USAGE;
-	r = one_service(argc, argv, i, help, &name);
+	r = service_operand(argc, argv, i, help, &name);
 	if (r)
 		return r;
 	if (strlen(a.message) > WIRE_MAX_MESSAGE)

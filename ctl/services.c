@@ -17,8 +17,7 @@
 #include "common/wire.h"
 #include "ctl/ctl.h"
 
-/* A command's one operand: the service name. */
-static int
+int
 service_operand(int argc, char **argv, int i, const char *help,
     const char **ret)
 {

@@ -58,7 +58,7 @@ health:
   path: /health
   interval: 300ms
   timeout: 1s
-  start_period: 1s
+  start_period: 10s  # generous: a loaded CI machine starts containers slowly
   unhealthy_threshold: 2
 update:
   min_healthy_time: ${MHT:-1s}

@@ -52,7 +52,7 @@ health:
   path: ${5:-/health}
   interval: 300ms
   timeout: 1s
-  start_period: 2s
+  start_period: 8s
   unhealthy_threshold: 3
 update:
   max_parallel: "100%"
@@ -221,7 +221,7 @@ check "  (services says revision 2)" json_ok '.[0].revision == 2' shoalctl servi
 # must adopt the loading container as the candidate and keep revision 2
 # serving, not remove one or run both as if serving.
 sed -e 's|^command:.*|command: ["/model-server", "--port", "8080", "--load-delay", "8s"]|' \
-	-e 's|start_period: 2s|start_period: 20s|' \
+	-e 's|start_period: 8s|start_period: 20s|' \
 	-e 's|MODEL_VERSION: "v2"|MODEL_VERSION: "v6"|' "$SCRATCH/v2.yaml" >"$SCRATCH/v6.yaml"
 shoalctl apply -f "$SCRATCH/v6.yaml" >/dev/null
 wait_for 30 sh -c "podman ps --filter label=shoal.node=$A --filter label=shoal.revision=6 --format '{{.ID}}' | grep -q ."
