@@ -27,8 +27,16 @@ int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define usage_error(...) (fail(__VA_ARGS__), EXIT_USAGE)
 
 /* Sends req and waits for the reply; the caller frees *ret. Returns 0, or
- * 1 after saying why on stderr (a refusal included). */
+ * 1 after saying why on stderr (a refusal included: call_refused is then
+ * set). */
 int call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret);
+extern int call_refused;
+/* fail() says nothing while set (call_again() retrying). */
+extern int fail_quiet;
+/* call() that waits out an unreachable coordinator (a restart), for the
+ * commands that follow it: --follow, --watch. */
+int call_again(const ctl_t *c, Shoal__ControlRequest *req,
+    Shoal__Envelope **ret);
 
 /*
  * Parses a command's flags: --json and --help, plus extra (at most five),

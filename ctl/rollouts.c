@@ -138,8 +138,9 @@ print_bar(const Shoal__Rollout *ro)
 	printf("] %zu/%zu\n\n", done, ro->n_nodes);
 }
 
+/* The service's newest rollout; again: wait out a coordinator restart. */
 static int
-get_rollout(const ctl_t *c, const char *name, Shoal__Envelope **ret)
+get_rollout(const ctl_t *c, const char *name, int again, Shoal__Envelope **ret)
 {
 	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
 	Shoal__GetRollout gr = SHOAL__GET_ROLLOUT__INIT;
@@ -147,7 +148,7 @@ get_rollout(const ctl_t *c, const char *name, Shoal__Envelope **ret)
 	gr.service = (char *)name;
 	req.req_case = SHOAL__CONTROL_REQUEST__REQ_GET_ROLLOUT;
 	req.get_rollout = &gr;
-	return call(c, &req, ret);
+	return again ? call_again(c, &req, ret) : call(c, &req, ret);
 }
 
 int
@@ -217,7 +218,8 @@ watch(const ctl_t *c, const char *name)
 	while (active) {
 		const Shoal__Rollout *ro, *was;
 
-		r = get_rollout(c, name, &rep);
+		/* The first call says at once if nobody answers. */
+		r = get_rollout(c, name, prev != NULL, &rep);
 		if (r)
 			break;
 		if (rep->control_reply->n_rollouts == 0) {
@@ -331,7 +333,7 @@ rollout_status(ctl_t *c, int argc, char **argv)
 		return r;
 	if (a.watch)
 		return watch(c, name);
-	r = get_rollout(c, name, &rep);
+	r = get_rollout(c, name, 0, &rep);
 	if (r)
 		return r;
 	if (rep->control_reply->n_rollouts == 0) {
@@ -462,8 +464,9 @@ cmd_rollback(ctl_t *c, int argc, char **argv)
 	    "[--json]\n"
 	    "Roll the service back to an older revision (default: the one "
 	    "before the\ncurrent) as an ordinary rollout under that "
-	    "revision's strategy. Nodes that\nkept the revision's container "
-	    "start it again: no pull.\n"
+	    "revision's strategy. A node that\nstill keeps that revision's "
+	    "container (the one it ran just before) starts it\nagain: no "
+	    "pull, no new container.\n"
 	    "\n"
 	    "  -t, --to REV        the revision to go back to\n"
 	    "  -m, --message M     why: kept in the audit log\n";

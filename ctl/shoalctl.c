@@ -74,11 +74,16 @@ usage(FILE *f)
 	    "  -V, --version           show the version\n");
 }
 
+int fail_quiet;
+int call_refused;
+
 int
 fail(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (fail_quiet)
+		return 1;
 	fputs("shoalctl: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -111,6 +116,7 @@ call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 	zframe_t *f;
 	int r;
 
+	call_refused = 0;
 	if (check_endpoint(c->control))
 		return 1;
 	s = zsock_new(ZMQ_REQ);
@@ -151,6 +157,7 @@ call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 		goto out;
 	}
 	if (in->body_case == SHOAL__ENVELOPE__BODY_ERROR) {
+		call_refused = 1;
 		r = fail("the coordinator refused the request: %s",
 		    in->error->message[0] ? in->error->message
 		                          : shoal_strerror(in->error->code));
@@ -162,6 +169,7 @@ call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 		goto out;
 	}
 	if (in->control_reply->code != 0) {
+		call_refused = 1;
 		r = fail("%s",
 		    in->control_reply->error[0]
 		        ? in->control_reply->error
@@ -594,6 +602,36 @@ print_event_row(const Shoal__StoredEvent *se)
 	    e->service[0] ? e->service : "-", e->message);
 }
 
+/*
+ * call() for a command that follows the coordinator over time: when it
+ * cannot be reached (restarted, say), say so once and try again every
+ * second instead of giving up; it says when it is back.
+ */
+int
+call_again(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
+{
+	int r, lost = 0;
+
+	while ((r = call(c, req, ret)) != 0) {
+		/* A refusal is an answer: only an unreachable coordinator
+		 * is waited for. */
+		if (call_refused)
+			break;
+		if (!lost) {
+			fprintf(stderr,
+			    "shoalctl: waiting for the "
+			    "coordinator at %s\n",
+			    c->control);
+			fail_quiet = lost = 1;
+		}
+		sleep(1);
+	}
+	fail_quiet = 0;
+	if (lost && r == 0)
+		fprintf(stderr, "shoalctl: the coordinator answers again\n");
+	return r;
+}
+
 /* --follow: new events as they come, a JSON object per line with --json,
  * until interrupted. */
 static int
@@ -608,7 +646,7 @@ follow_events(ctl_t *c, Shoal__ListEvents *le, uint64_t after)
 	for (;;) {
 		/* after 0 asks for the newest: none was there yet. */
 		le->after = after;
-		r = call(c, &req, &rep);
+		r = call_again(c, &req, &rep);
 		if (r)
 			return r;
 		const Shoal__ControlReply *cr = rep->control_reply;
@@ -645,7 +683,9 @@ cmd_events(ctl_t *c, int argc, char **argv)
 	    "  -l, --limit N       at most N\n"
 	    "  -f, --follow        then print new ones as they come, until "
 	    "interrupted\n"
-	    "                      (with --json: one JSON object per line)\n";
+	    "                      (with --json: one JSON object per line); "
+	    "a coordinator\n"
+	    "                      restart is waited out\n";
 	static const struct option extra[] = {
 		{ "node", required_argument, NULL, 'n' },
 		{ "limit", required_argument, NULL, 'l' },

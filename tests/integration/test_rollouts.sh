@@ -41,7 +41,8 @@ done
 wait_for 20 json_ok '[.[] | select(.state == "online")] | length == 4' shoalctl nodes --json
 ok $? "four agents online"
 
-# Every event of the service, as NDJSON, from here to the end.
+# Every event of the service, as NDJSON, from here to the end (its stderr
+# lines, not JSON, go to the same file).
 start follow shoalctl events --follow --json --service iris
 FOLLOW_LOG="$SCRATCH/follow.log"
 
@@ -92,7 +93,7 @@ steps() {
 	logged "$1"
 	awk -v id="rollout $1 " 'index($0, "\"rollout.started\"") && index($0, id) { on = 1 }
 		on { print } on && index($0, "\"rollout.finished\"") && index($0, id) { exit }' "$FOLLOW_LOG" |
-		jq -r 'select(.kind == "rollout.node") | "\(.node) \(.message | split(": ")[1])"'
+		grep '^{' | jq -r 'select(.kind == "rollout.node") | "\(.node) \(.message | split(": ")[1])"'
 }
 # max_between ID: most nodes between revisions at once during rollout ID
 max_between() {
@@ -256,12 +257,17 @@ wait_for 60 json_ok '([.nodes[] | select(.state == "done")] | length) >= 1' roll
 ok $? "rollout 7 is under way"
 kill -KILL "$(pid_of coordinator)"
 wait "$(pid_of coordinator)" 2>/dev/null
-kill -KILL "$(pid_of follow)" 2>/dev/null
-killed_at=$(jq -r '.gseq' "$FOLLOW_LOG" | tail -n 1)
+killed_at=$(grep '^{' "$FOLLOW_LOG" | jq -r '.gseq' | tail -n 1)
 diag "coordinator killed after event $killed_at"
-start_coordinator
+# SIGKILL leaves the socket file: gone, it tells the follower at once that
+# nobody is there, and the restart below is waited for by an answer.
+rm -f "$SCRATCH/control.sock"
+wait_for 20 grep -q "waiting for the coordinator" "$SCRATCH/follow.log"
+ok $? "events --follow waits for the coordinator instead of giving up"
+start_coordinator && wait_for 20 shoalctl nodes
 ok $? "the coordinator starts again"
-start follow2 shoalctl events --follow --json --service iris
+wait_for 20 grep -q "the coordinator answers again" "$SCRATCH/follow.log"
+ok $? "  and goes on once it answers"
 wait_for 120 rollout_is 7 succeeded
 ok $? "the rollout resumes and succeeds"
 wait_for 30 all_at 8
@@ -278,7 +284,6 @@ done
 ok $? "no node was applied twice: one start of revision 8 each"
 
 # -- rollback --to an older revision follows the strategy's waves ----------
-FOLLOW_LOG="$SCRATCH/follow2.log"
 shoalctl rollback iris --to 2 --message "back to v2" >"$SCRATCH/rollback.out"
 ok $? "rollback --to 2: $(cat "$SCRATCH/rollback.out")"
 wait_for 120 rollout_is 8 succeeded

@@ -827,9 +827,71 @@ test_numbers(void)
 	refused(&env, SHOAL_E_INVALID, "a control reply with a bad next id");
 }
 
+/* The rollout requests and the rollouts in replies. */
+static void
+test_rollout_messages(void)
+{
+	Shoal__Envelope env;
+	Shoal__ControlRequest cr = SHOAL__CONTROL_REQUEST__INIT;
+	Shoal__RolloutControl rc = SHOAL__ROLLOUT_CONTROL__INIT;
+	Shoal__Rollback rb = SHOAL__ROLLBACK__INIT;
+	Shoal__ControlReply rep = SHOAL__CONTROL_REPLY__INIT;
+	Shoal__Rollout ro = SHOAL__ROLLOUT__INIT, *rop[1] = { &ro };
+	Shoal__UpdateStrategy u = SHOAL__UPDATE_STRATEGY__INIT;
+	Shoal__RolloutNode rn = SHOAL__ROLLOUT_NODE__INIT, *rnp[1] = { &rn };
+
+	make_hello(&env);
+	env.node_id = "";
+	env.body_case = SHOAL__ENVELOPE__BODY_CONTROL_REQUEST;
+	env.control_request = &cr;
+	cr.req_case = SHOAL__CONTROL_REQUEST__REQ_ROLLOUT_CONTROL;
+	cr.rollout_control = &rc;
+	rc.service = "iris";
+	rc.action = SHOAL__ROLLOUT_CONTROL__ACTION__ABORT;
+	rc.started_by = "ops@host";
+	ok(accepted(&env), "a rollout abort");
+	rc.action = (Shoal__RolloutControl__Action)9;
+	refused(&env, SHOAL_E_INVALID, "a rollout action out of range");
+	rc.action = SHOAL__ROLLOUT_CONTROL__ACTION__PAUSE;
+	rc.service = "Iris!";
+	refused(&env, SHOAL_E_INVALID, "a rollout control of a bad name");
+	rc.service = "iris";
+	rc.started_by = "ops\x1b[2J";
+	refused(&env, SHOAL_E_INVALID, "a control character in started_by");
+
+	cr.req_case = SHOAL__CONTROL_REQUEST__REQ_ROLLBACK;
+	cr.rollback = &rb;
+	rb.service = "iris";
+	rb.to_revision = 3;
+	ok(accepted(&env), "a rollback to revision 3");
+	rb.service = "";
+	refused(&env, SHOAL_E_INVALID, "a rollback of no service");
+
+	make_hello(&env);
+	env.body_case = SHOAL__ENVELOPE__BODY_CONTROL_REPLY;
+	env.control_reply = &rep;
+	rep.rollouts = rop;
+	rep.n_rollouts = 1;
+	ro.service = "iris";
+	ro.update = &u;
+	ro.nodes = rnp;
+	ro.n_nodes = 1;
+	rn.node = "gpu-1";
+	ok(accepted(&env), "a reply with a rollout");
+	rn.state = (Shoal__RolloutNode__State)42;
+	refused(&env, SHOAL_E_INVALID, "a rollout node in no known state");
+	rn.state = SHOAL__ROLLOUT_NODE__STATE__DONE;
+	rn.node = "no spaces";
+	refused(&env, SHOAL_E_INVALID, "a rollout node with a bad id");
+	rn.node = "gpu-1";
+	ro.update = NULL;
+	refused(&env, SHOAL_E_INVALID, "a rollout without its strategy");
+}
+
 int
 main(void)
 {
+	test_rollout_messages();
 	test_roundtrips();
 	test_size_cap();
 	test_fuzz();
