@@ -186,12 +186,6 @@ rollout_settled_revision(const Shoal__Rollout *ro)
 
 /* -- node transitions --------------------------------------------------- */
 
-static const char *
-node_state_name(Shoal__RolloutNode__State s)
-{
-	return wire_rollout_node_state_name(s);
-}
-
 static void note(const Shoal__Rollout *ro, const Shoal__RolloutNode *n,
     const rollout_hooks_t *h, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -233,7 +227,7 @@ enter(Shoal__Rollout *ro, Shoal__RolloutNode *n, Shoal__RolloutNode__State st,
 	/* Settling is the wait before done: not worth an event per node. */
 	if (st != NS(SETTLING))
 		note(ro, n, h, "rollout.node", "%s: %s%s%s", n->node,
-		    node_state_name(st), reason ? ": " : "",
+		    wire_rollout_node_state_name(st), reason ? ": " : "",
 		    reason ? reason : "");
 }
 

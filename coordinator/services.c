@@ -50,9 +50,9 @@ struct services {
 	registry_t *reg;
 	service_t *v; /* sorted by name */
 	size_t n;
-	zhashx_t *nodes; /* node id -> node_state_t */
-	char *service_of_notes;
-	note_t *notes;
+	zhashx_t *nodes;       /* node id -> node_state_t */
+	rollout_hooks_t hooks; /* observe() and note() on this */
+	note_t *notes;         /* what the step in progress noted */
 	size_t nnotes;
 };
 
@@ -160,10 +160,6 @@ selects(const Shoal__ServiceSpec *spec, const Shoal__Node *node)
 	return 1;
 }
 
-/*
- * The packed desired state node must have now, with generation gen; *ret
- * is owned by the caller. Assignments borrow from the services.
- */
 static uint64_t
 target_of(const service_t *svc)
 {
@@ -206,6 +202,10 @@ assigned(const service_t *svc, const char *node_id, uint64_t *ret_rev,
 	*ret_active = 1;
 }
 
+/*
+ * The packed desired state node must have now, with generation gen; *ret
+ * is owned by the caller. Assignments borrow from the services.
+ */
 static void
 compute(services_t *s, const Shoal__Node *node, uint64_t gen, uint8_t **ret,
     size_t *ret_len)
@@ -224,8 +224,7 @@ compute(services_t *s, const Shoal__Node *node, uint64_t gen, uint8_t **ret,
 		if (!selects(r->spec, node))
 			continue;
 		assigned(svc, node->id, &rev, &active);
-		if (revision_find(svc, rev))
-			r = revision_find(svc, rev);
+		r = revision_find(svc, rev) ? revision_find(svc, rev) : r;
 		shoal__service_assignment__init(&a[n]);
 		a[n].service = r->service;
 		a[n].revision = r->revision;
@@ -283,11 +282,6 @@ assignments_differ(const Shoal__DesiredState *cur, const uint8_t *packed,
 	return differ;
 }
 
-/*
- * Collects the nodes whose desired state differs from what the services
- * say now (only node_id when not NULL). The caller frees with
- * changes_free().
- */
 /* Adds node's change to v when its desired state differs from what the
  * services say now. */
 static void
@@ -312,6 +306,11 @@ change_of(services_t *s, const Shoal__Node *node, change_t *v, size_t *n)
 		.len = len };
 }
 
+/*
+ * Collects the nodes whose desired state differs from what the services
+ * say now (only node_id when not NULL). The caller frees with
+ * changes_free().
+ */
 static change_t *
 collect_changes(services_t *s, const char *node_id, size_t *ret_n)
 {
@@ -583,6 +582,11 @@ service_free(service_t *svc)
 		shoal__rollout__free_unpacked(svc->ro, NULL);
 }
 
+static void observe(const Shoal__Rollout *ro, const Shoal__RolloutNode *n,
+    rollout_obs_t *o, void *arg);
+static void note(const Shoal__Rollout *ro, const Shoal__RolloutNode *n,
+    const char *kind, const char *message, void *arg);
+
 int
 services_open(store_t *store, registry_t *reg, services_t **ret)
 {
@@ -596,6 +600,8 @@ services_open(store_t *store, registry_t *reg, services_t **ret)
 	if (!s->nodes)
 		abort();
 	zhashx_set_destructor(s->nodes, node_state_destroy);
+	s->hooks =
+	    (rollout_hooks_t){ .observe = observe, .note = note, .arg = s };
 	r = load(s);
 	if (r < 0) {
 		services_close(&s);
@@ -672,7 +678,7 @@ observe(const Shoal__Rollout *ro, const Shoal__RolloutNode *n, rollout_obs_t *o,
 
 	o->selected = svc && node && selects(target_revision(svc)->spec, node);
 	/* An offline node's last report is history, not news. */
-	o->fresh = st && ns->status->generation >= n->generation &&
+	o->fresh = st && node && ns->status->generation >= n->generation &&
 	    node->state == SHOAL__NODE__STATE__ONLINE;
 	if (st) {
 		o->revision = st->revision;
@@ -698,15 +704,6 @@ note(const Shoal__Rollout *ro, const Shoal__RolloutNode *n, const char *kind,
 		    ro->service, (unsigned long long)ro->id, message);
 	else
 		log_info("service %s: %s", ro->service, message);
-}
-
-static const rollout_hooks_t *
-hooks(services_t *s)
-{
-	static rollout_hooks_t h;
-
-	h = (rollout_hooks_t){ .observe = observe, .note = note, .arg = s };
-	return &h;
 }
 
 /* Nodes whose step began get the generation their new state has. */
@@ -892,7 +889,7 @@ start_rollout(services_t *s, service_t *svc, const Shoal__Revision *rev,
 	    ro->n_nodes == 1 ? "" : "s", ro->waves, ro->waves == 1 ? "" : "s",
 	    by && by[0] ? " by " : "", by ? by : "");
 	note(ro, NULL, "rollout.started", text, s);
-	rollout_step(ro, now, hooks(s));
+	rollout_step(ro, now, &s->hooks);
 }
 
 /* -- changes ----------------------------------------------------------- */
@@ -1212,7 +1209,7 @@ services_rollout_control(services_t *s, const char *name,
 	}
 	saved = svc->ro;
 	svc->ro = wire_copy(&saved->base);
-	r = rollout_control(svc->ro, action, now_ms(), hooks(s), why);
+	r = rollout_control(svc->ro, action, now_ms(), &s->hooks, why);
 	if (r == 0 && by && by[0]) {
 		/* Who did it goes with the note the control made. */
 		for (size_t i = 0; i < s->nnotes; i++)
@@ -1270,7 +1267,7 @@ services_tick(services_t *s, services_ring_fn ring, void *arg)
 		if (!svc->ro || !rollout_active(svc->ro))
 			continue;
 		/* Most ticks change nothing: no copy is made for them. */
-		if (!rollout_step(svc->ro, now, hooks(s))) {
+		if (!rollout_step(svc->ro, now, &s->hooks)) {
 			notes_clear(s);
 			continue;
 		}

@@ -233,24 +233,9 @@ watch(const ctl_t *c, const char *name)
 		    ro->state == SHOAL__ROLLOUT__STATE__WAITING_PROMOTE ||
 		    ro->state == SHOAL__ROLLOUT__STATE__REVERTING;
 		if (c->json) {
-			size_t a = was
-			    ? protobuf_c_message_get_packed_size(&was->base)
-			    : 0;
-			size_t b =
-			    protobuf_c_message_get_packed_size(&ro->base);
-			uint8_t *pa = NULL, *pb = NULL;
-			int same = 0;
-
-			if (was && a == b) {
-				pa = xmalloc(a + 1);
-				pb = xmalloc(b + 1);
-				protobuf_c_message_pack(&was->base, pa);
-				protobuf_c_message_pack(&ro->base, pb);
-				same = memcmp(pa, pb, a) == 0;
-			}
-			free(pa);
-			free(pb);
-			if (!same)
+			/* A rollout that moved has a new updated time. */
+			if (!was || was->id != ro->id ||
+			    was->updated_ms != ro->updated_ms)
 				print_json_line(rollout_json(ro));
 		} else if (tty) {
 			printf("\033[H\033[J");

@@ -141,6 +141,10 @@ ok $? "never more than one node between revisions (event stream: $(max_between 1
 ok $? "the event stream has four nodes done"
 check "rollout status --json: four waves, every node done" json_ok \
 	'.waves == 4 and .from_revision == 1 and .to_revision == 2 and all(.nodes[]; .state == "done")' rollout
+shoalctl rollout status iris --watch --json >"$SCRATCH/watch.json"
+ok $? "rollout status --watch exits 0 for a rollout that succeeded"
+check "  and --json printed it as one JSON object on a line" \
+	json_ok 'length == 1 and .[0].state == "succeeded" and .[0].id == 1' jq -s . "$SCRATCH/watch.json"
 shoalctl rollout status iris >"$SCRATCH/rstatus.txt"
 grep -q "rollout 1, revision 1 -> 2" "$SCRATCH/rstatus.txt" && grep -q "state succeeded" "$SCRATCH/rstatus.txt"
 ok $? "rollout status shows the rollout"
@@ -160,6 +164,8 @@ ok $? "the rollout stops and ends reverted"
 check "the canary's reason is its health check" json_ok \
 	"any(.nodes[]; .node == \"$A\" and .state == \"failed\" and (.reason | test(\"health\")))" rollout
 check "the rollout says why it stopped" json_ok '.reason | test("max_failures")' rollout
+! shoalctl rollout status iris --watch >/dev/null
+ok $? "rollout status --watch exits 1 for a reverted rollout"
 wait_for 30 node_at "$A" 2
 ok $? "the canary is back on revision 2"
 same=0
