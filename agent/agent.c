@@ -56,6 +56,13 @@ const config_field_t agent_config_fields[] = {
 	{ "runtime_socket", CONFIG_STRING, OPT(runtime_socket) },
 	{ "log_level", CONFIG_STRING, OPT(log_level), 0, 0, log_level_valid,
 	    LOG_LEVEL_EXPECT },
+	{ "artifact_cache_budget", CONFIG_SIZE, OPT(artifact_budget) },
+	{ "artifact_downloads", CONFIG_UINT, OPT(artifact_downloads), 1,
+	    ARTIFACTS_DOWNLOADS_MAX },
+	{ "artifact_stall_timeout", CONFIG_DURATION, OPT(artifact_stall_ms),
+	    1000, 3600 * 1000 },
+	{ "artifact_attempts", CONFIG_UINT, OPT(artifact_attempts), 1, 100 },
+	{ "artifact_ca_file", CONFIG_STRING, OPT(artifact_ca_file) },
 	{ NULL },
 };
 
@@ -70,6 +77,9 @@ agent_options_defaults(agent_options_t *o)
 		.heartbeat_ms = 5000,
 		.runtime_socket = xstrdup("/run/docker.sock"),
 		.log_level = xstrdup("info"),
+		.artifact_downloads = ARTIFACTS_DOWNLOADS_DEFAULT,
+		.artifact_stall_ms = ARTIFACTS_STALL_DEFAULT_MS,
+		.artifact_attempts = ARTIFACTS_ATTEMPTS_DEFAULT,
 	};
 	/* The node id defaults to the host name, cut at the first dot. */
 	if (gethostname(host, sizeof host - 1) == 0)
@@ -144,6 +154,7 @@ struct agent {
 	uint64_t acked_at_last_tick;
 
 	runner_t *runner;
+	artifacts_t *artifacts;
 	uint64_t status_seq; /* of the newest status report */
 	int status_dirty;    /* a report to build and send */
 	uint64_t status_sent_mono;
@@ -384,6 +395,23 @@ runner_status_changed(void *arg)
 	agent_t *a = arg;
 
 	a->status_dirty = 1;
+}
+
+static void
+artifacts_progress(void *arg)
+{
+	agent_t *a = arg;
+
+	a->status_dirty = 1;
+}
+
+static void
+artifacts_pins(void *arg)
+{
+	agent_t *a = arg;
+
+	if (a->runner)
+		runner_pin_artifacts(a->runner);
 }
 
 /* The desired state saved before a restart: the runner adopts what runs
@@ -859,14 +887,37 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 	zloop_timer(a->loop, (size_t)opts->heartbeat_ms, 0, on_tick, a);
 	zloop_timer(a->loop, STATUS_MS, 0, on_status_timer, a);
 	{
+		char *dir = xasprintf("%s/artifacts", opts->state_dir);
+		char err[512];
+		artifacts_config_t cfg = {
+			.dir = dir,
+			.budget_bytes = opts->artifact_budget,
+			.downloads_max = (unsigned)opts->artifact_downloads,
+			.stall_ms = opts->artifact_stall_ms,
+			.attempts = (unsigned)opts->artifact_attempts,
+			.ca_file = opts->artifact_ca_file,
+		};
+		artifacts_hooks_t ahooks = {
+			.event = runner_event,
+			.progress = artifacts_progress,
+			.pins = artifacts_pins,
+			.arg = a,
+		};
 		runner_hooks_t hooks = {
 			.event = runner_event,
 			.status_changed = runner_status_changed,
 			.arg = a,
 		};
 
+		r = artifacts_new(a->loop, &cfg, &ahooks, &a->artifacts, err,
+		    sizeof err);
+		free(dir);
+		if (r < 0) {
+			log_error("%s", err);
+			goto fail;
+		}
 		r = runner_new(a->loop, opts->node_id, opts->runtime_socket,
-		    &hooks, &a->runner);
+		    a->artifacts, &hooks, &a->runner);
 	}
 	if (r == 0)
 		r = load_desired(a);
@@ -910,6 +961,7 @@ agent_destroy(agent_t **ap)
 	if (!a)
 		return;
 	runner_destroy(&a->runner);
+	artifacts_destroy(&a->artifacts);
 	zloop_destroy(&a->loop);
 	zsock_destroy(&a->dealer);
 	zsock_destroy(&a->sub);

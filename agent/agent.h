@@ -22,6 +22,12 @@ typedef struct agent_options {
 	uint64_t heartbeat_ms;
 	char *runtime_socket; /* Docker Engine API (dockerd or Podman) */
 	char *log_level;
+	/* the artifact cache, <state_dir>/artifacts */
+	uint64_t artifact_budget; /* bytes; 0: the disk's free space only */
+	uint64_t artifact_downloads;
+	uint64_t artifact_stall_ms;
+	uint64_t artifact_attempts;
+	char *artifact_ca_file; /* NULL: the system's CA store */
 } agent_options_t;
 
 extern const config_field_t agent_config_fields[];

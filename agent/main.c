@@ -17,6 +17,7 @@
 #include <czmq.h>
 
 #include "agent/agent.h"
+#include "agent/artifacts.h"
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -34,6 +35,11 @@ enum {
 	OPT_HEARTBEAT,
 	OPT_RUNTIME_SOCKET,
 	OPT_LOG_LEVEL,
+	OPT_ARTIFACT_BUDGET,
+	OPT_ARTIFACT_DOWNLOADS,
+	OPT_ARTIFACT_STALL,
+	OPT_ARTIFACT_ATTEMPTS,
+	OPT_ARTIFACT_CA_FILE,
 };
 
 static const struct option options[] = {
@@ -46,6 +52,14 @@ static const struct option options[] = {
 	{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
 	{ "runtime-socket", required_argument, NULL, OPT_RUNTIME_SOCKET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "artifact-cache-budget", required_argument, NULL,
+	    OPT_ARTIFACT_BUDGET },
+	{ "artifact-downloads", required_argument, NULL,
+	    OPT_ARTIFACT_DOWNLOADS },
+	{ "artifact-stall-timeout", required_argument, NULL,
+	    OPT_ARTIFACT_STALL },
+	{ "artifact-attempts", required_argument, NULL, OPT_ARTIFACT_ATTEMPTS },
+	{ "artifact-ca-file", required_argument, NULL, OPT_ARTIFACT_CA_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -76,6 +90,23 @@ usage(FILE *f)
 	    "                             Podman (default /run/docker.sock)\n"
 	    "      --log-level LEVEL      error, warning, info or debug "
 	    "(default info)\n"
+	    "\n"
+	    "Model artifacts (cached in STATE-DIR/artifacts/sha256):\n"
+	    "      --artifact-cache-budget SIZE\n"
+	    "                             disk the cache may use, e.g. 200Gi "
+	    "(default:\n"
+	    "                             the file system's free space)\n"
+	    "      --artifact-downloads N at once (default 2, at most 16)\n"
+	    "      --artifact-stall-timeout DURATION\n"
+	    "                             no data this long fails an attempt "
+	    "(default 30s)\n"
+	    "      --artifact-attempts N  tries per download, resumed where it "
+	    "stopped\n"
+	    "                             (default 5)\n"
+	    "      --artifact-ca-file FILE\n"
+	    "                             CA certificates for https "
+	    "(default: the system's)\n"
+	    "\n"
 	    "  -h, --help                 show this help\n"
 	    "  -V, --version              show the version\n"
 	    "\n"
@@ -127,6 +158,40 @@ apply_flags(int argc, char **argv, agent_options_t *o)
 			break;
 		case OPT_RUNTIME_SOCKET:
 			cli_set_string(&o->runtime_socket, optarg);
+			break;
+		case OPT_ARTIFACT_BUDGET:
+			if (parse_size_bytes(optarg, &o->artifact_budget) < 0)
+				return cli_bad_value(PROG,
+				    "--artifact-cache-budget", optarg,
+				    "a size like 512Mi, 200Gi or 4096 (bytes)");
+			break;
+		case OPT_ARTIFACT_DOWNLOADS:
+			if (parse_uint(optarg, ARTIFACTS_DOWNLOADS_MAX,
+			        &o->artifact_downloads) < 0 ||
+			    o->artifact_downloads < 1)
+				return cli_bad_value(PROG,
+				    "--artifact-downloads", optarg,
+				    "a number from 1 to 16");
+			break;
+		case OPT_ARTIFACT_STALL:
+			if (parse_duration_ms(optarg, &o->artifact_stall_ms) <
+			        0 ||
+			    o->artifact_stall_ms < 1000 ||
+			    o->artifact_stall_ms > 3600 * 1000)
+				return cli_bad_value(PROG,
+				    "--artifact-stall-timeout", optarg,
+				    "a duration from 1s to 1h");
+			break;
+		case OPT_ARTIFACT_ATTEMPTS:
+			if (parse_uint(optarg, 100, &o->artifact_attempts) <
+			        0 ||
+			    o->artifact_attempts < 1)
+				return cli_bad_value(PROG,
+				    "--artifact-attempts", optarg,
+				    "a number from 1 to 100");
+			break;
+		case OPT_ARTIFACT_CA_FILE:
+			cli_set_string(&o->artifact_ca_file, optarg);
 			break;
 		case OPT_LOG_LEVEL:
 			if (!log_level_valid(optarg))

@@ -31,6 +31,7 @@
 
 #include <curl/curl.h>
 
+#include "agent/artifacts.h"
 #include "agent/docker.h"
 #include "agent/jobs.h"
 #include "agent/runner.h"
@@ -83,6 +84,18 @@ typedef struct slot {
 	uint64_t since_ms;
 	uint32_t restarts;
 
+	/* preparation of want: artifacts, then the image */
+	int fetching;                     /* artifacts asked for */
+	uint64_t bytes_done, bytes_total; /* of want's artifacts */
+
+	/* a revision prepared ahead of a rollout (no container) */
+	uint64_t pre_rev; /* 0: none */
+	Shoal__ServiceSpec *pre_spec;
+	Shoal__Prestage__State pre_state;
+	int pre_asked, pre_busy;
+	uint64_t pre_done, pre_total, pre_retry_mono;
+	char pre_reason[REASON_MAX];
+
 	uint64_t failed_rev; /* its bring-up failed: wait for a new state */
 	int failed_prepare;  /* ... in preparation: retried at retry_mono */
 	uint64_t retry_mono;
@@ -102,6 +115,7 @@ struct runner {
 	char *node;
 	char *socket;
 	runner_hooks_t hooks;
+	artifacts_t *artifacts; /* borrowed */
 
 	docker_t *docker; /* NULL until the runtime answered */
 	int opening;
@@ -117,6 +131,7 @@ struct runner {
 	/* runner_status() storage */
 	Shoal__ServiceStatus *st;
 	Shoal__ServiceStatus **stp;
+	Shoal__Prestage *pre;
 	char (*endpoints)[32];
 };
 
@@ -124,6 +139,7 @@ enum job_kind {
 	J_OPEN,
 	J_LIST,
 	J_PREPARE,
+	J_PRESTAGE,
 	J_START,
 	J_PROBE,
 	J_RESTART,
@@ -145,6 +161,7 @@ typedef struct rjob {
 	char id2[DOCKER_ID_MAX + 1];
 	char **ids; /* J_REMOVE */
 	size_t nids;
+	char **binds; /* J_START: artifacts, "host:container:ro", NULL-ended */
 	/* results */
 	int r;
 	char err[REASON_MAX];
@@ -222,6 +239,19 @@ ctr_clear(ctr_t *c)
 	memset(c, 0, sizeof *c);
 }
 
+static void
+pre_clear(slot_t *s)
+{
+	if (s->pre_spec)
+		shoal__service_spec__free_unpacked(s->pre_spec, NULL);
+	s->pre_spec = NULL;
+	s->pre_rev = 0;
+	s->pre_asked = 0;
+	s->pre_done = s->pre_total = 0;
+	s->pre_reason[0] = '\0';
+	s->pre_state = SHOAL__PRESTAGE__STATE__PREPARING;
+}
+
 /* Moves src into dst (whatever dst held is freed); src is left empty. A
  * probe in flight on src answers for an id no slot field holds any more,
  * and is ignored. */
@@ -273,6 +303,7 @@ drop_slot(runner_t *rn, slot_t *s)
 
 	if (s->want)
 		shoal__service_assignment__free_unpacked(s->want, NULL);
+	pre_clear(s);
 	ctr_clear(&s->active);
 	ctr_clear(&s->cand);
 	ctr_clear(&s->prev);
@@ -338,6 +369,7 @@ run_start(rjob_t *j)
 	c.env = env;
 	c.labels = labels;
 	c.port = sp->port;
+	c.binds = (const char *const *)j->binds;
 	if (sp->resources) {
 		c.memory_bytes = sp->resources->memory_bytes;
 		c.cpus = sp->resources->cpus;
@@ -486,6 +518,7 @@ run_job(job_t *job)
 		    &j->list, &j->nlist, j->err, sizeof j->err);
 		break;
 	case J_PREPARE:
+	case J_PRESTAGE:
 		run_prepare(j);
 		break;
 	case J_START:
@@ -545,7 +578,7 @@ new_job(runner_t *rn, enum job_kind kind, slot_t *s)
 			j->revision = s->want->revision;
 			j->spec = spec_copy(s->want->spec);
 		}
-		if (kind != J_PROBE)
+		if (kind != J_PROBE && kind != J_PRESTAGE)
 			s->busy = 1;
 	}
 	return j;
@@ -574,6 +607,9 @@ free_job(rjob_t *j)
 	for (size_t i = 0; i < j->nids; i++)
 		free(j->ids[i]);
 	free(j->ids);
+	for (size_t i = 0; j->binds && j->binds[i]; i++)
+		free(j->binds[i]);
+	free(j->binds);
 	free(j->list);
 	free(j);
 }
@@ -945,10 +981,170 @@ static void
 start_candidate(runner_t *rn, slot_t *s, uint64_t rev)
 {
 	rjob_t *sj = new_job(rn, J_START, s);
+	const Shoal__ServiceSpec *sp = sj->spec;
 
 	container_name(rn->node, s->name, rev, sj->name, sizeof sj->name);
+	/* Every artifact read-only where the spec says, from the cache. */
+	sj->binds = xcalloc(sp->n_artifacts + 1, sizeof *sj->binds);
+	for (size_t i = 0; i < sp->n_artifacts; i++) {
+		char path[PATH_MAX];
+
+		artifacts_path(rn->artifacts, sp->artifacts[i]->sha256, path,
+		    sizeof path);
+		sj->binds[i] =
+		    xasprintf("%s:%s:ro", path, sp->artifacts[i]->path);
+	}
 	set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__STARTING, rev, NULL);
 	jobs_submit(rn->jobs, &sj->base);
+}
+
+/*
+ * Asks for every artifact of spec: ARTIFACT_READY when all are in the
+ * cache, FAILED with why naming the artifact, else BUSY. *done and *total
+ * add up their bytes (an artifact of unknown size counts what came).
+ */
+static artifact_state_t
+fetch_all(runner_t *rn, const char *service, const Shoal__ServiceSpec *spec,
+    int retry, uint64_t *done, uint64_t *total, char *why, size_t whylen)
+{
+	artifact_state_t all = ARTIFACT_READY;
+
+	*done = *total = 0;
+	for (size_t i = 0; spec && i < spec->n_artifacts; i++) {
+		const Shoal__Artifact *a = spec->artifacts[i];
+		artifact_status_t st;
+
+		artifacts_want(rn->artifacts, a, service, retry, &st);
+		*done += st.done;
+		*total += st.total ? st.total : st.done;
+		if (st.state == ARTIFACT_FAILED && all != ARTIFACT_FAILED) {
+			all = ARTIFACT_FAILED;
+			snprintf(why, whylen, "artifact %s: %s", a->path,
+			    st.reason ? st.reason : "failed");
+		} else if (st.state == ARTIFACT_BUSY && all == ARTIFACT_READY) {
+			all = ARTIFACT_BUSY;
+		}
+	}
+	return all;
+}
+
+static void
+pre_fail(runner_t *rn, slot_t *s, const char *why)
+{
+	snprintf(s->pre_reason, sizeof s->pre_reason, "%s", why);
+	wire_clean_text(s->pre_reason, sizeof s->pre_reason - 1, 1);
+	s->pre_state = SHOAL__PRESTAGE__STATE__FAILED;
+	s->pre_asked = 0;
+	s->pre_retry_mono = mono_ms() + PREPARE_RETRY_MIN_MS;
+	emit(rn, "service.prestage_failed", s->name,
+	    "revision %llu cannot be prepared: %s",
+	    (unsigned long long)s->pre_rev, why);
+	log_warning("service %s: revision %llu cannot be prepared: %s", s->name,
+	    (unsigned long long)s->pre_rev, why);
+	if (rn->hooks.status_changed)
+		rn->hooks.status_changed(rn->hooks.arg);
+}
+
+static void
+prestage_done(runner_t *rn, slot_t *s, rjob_t *j)
+{
+	rn->pulling--;
+	if (!s)
+		return;
+	s->pre_busy = 0;
+	if (s->pre_rev != j->revision)
+		return; /* the desired state moved on meanwhile */
+	if (j->r < 0) {
+		pre_fail(rn, s, j->err);
+		return;
+	}
+	s->pre_state = SHOAL__PRESTAGE__STATE__READY;
+	emit(rn, "service.prestaged", s->name,
+	    "revision %llu prepared: %zu artifacts (%llu bytes) and image %s",
+	    (unsigned long long)s->pre_rev, s->pre_spec->n_artifacts,
+	    (unsigned long long)s->pre_done, s->pre_spec->image);
+	log_info("service %s: revision %llu prepared ahead of its rollout",
+	    s->name, (unsigned long long)s->pre_rev);
+	if (rn->hooks.status_changed)
+		rn->hooks.status_changed(rn->hooks.arg);
+}
+
+/* A revision to prepare ahead of a rollout: its artifacts, then its
+ * image; no container. Runs beside the lifecycle, which it never holds. */
+static void
+step_prestage(runner_t *rn, slot_t *s, uint64_t now)
+{
+	char why[REASON_MAX];
+	uint64_t done, total;
+	artifact_state_t st;
+	rjob_t *j;
+	int retry = !s->pre_asked;
+
+	if (!s->pre_rev || s->pre_busy ||
+	    s->pre_state == SHOAL__PRESTAGE__STATE__READY)
+		return;
+	if (s->pre_state == SHOAL__PRESTAGE__STATE__FAILED &&
+	    now < s->pre_retry_mono)
+		return;
+	if (s->pre_state == SHOAL__PRESTAGE__STATE__FAILED) {
+		s->pre_state = SHOAL__PRESTAGE__STATE__PREPARING;
+		s->pre_reason[0] = '\0';
+		retry = 1;
+		if (rn->hooks.status_changed)
+			rn->hooks.status_changed(rn->hooks.arg);
+	}
+	s->pre_asked = 1;
+	st = fetch_all(rn, s->name, s->pre_spec, retry, &done, &total, why,
+	    sizeof why);
+	if (done != s->pre_done || total != s->pre_total) {
+		s->pre_done = done;
+		s->pre_total = total;
+		if (rn->hooks.status_changed)
+			rn->hooks.status_changed(rn->hooks.arg);
+	}
+	if (st == ARTIFACT_FAILED) {
+		pre_fail(rn, s, why);
+		return;
+	}
+	if (st == ARTIFACT_BUSY || rn->pulling >= PULLS_MAX)
+		return;
+	rn->pulling++;
+	j = new_job(rn, J_PRESTAGE, s);
+	if (j->spec)
+		shoal__service_spec__free_unpacked(j->spec, NULL);
+	j->spec = spec_copy(s->pre_spec);
+	j->revision = s->pre_rev;
+	s->pre_busy = 1;
+	jobs_submit(rn->jobs, &j->base);
+}
+
+static void
+pin_spec(const Shoal__ServiceSpec *spec, const char ***v, size_t *n)
+{
+	for (size_t i = 0; spec && i < spec->n_artifacts; i++) {
+		*v = xrealloc(*v, (*n + 1) * sizeof **v);
+		(*v)[(*n)++] = spec->artifacts[i]->sha256;
+	}
+}
+
+void
+runner_pin_artifacts(runner_t *rn)
+{
+	const char **v = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < rn->n; i++) {
+		const slot_t *s = &rn->v[i];
+
+		if (s->want)
+			pin_spec(s->want->spec, &v, &n);
+		pin_spec(s->pre_spec, &v, &n);
+		pin_spec(s->active.spec, &v, &n);
+		pin_spec(s->cand.spec, &v, &n);
+		pin_spec(s->prev.spec, &v, &n);
+	}
+	artifacts_pin(rn->artifacts, v, n);
+	free(v);
 }
 
 static void
@@ -962,6 +1158,10 @@ job_done(job_t *job, void *arg)
 
 	if (job->cancelled)
 		goto out;
+	if (j->kind == J_PRESTAGE) {
+		prestage_done(rn, s, j);
+		goto out;
+	}
 	if (s && j->kind != J_PROBE)
 		s->busy = 0;
 	switch (j->kind) {
@@ -1073,6 +1273,8 @@ job_done(job_t *job, void *arg)
 		    "revision %llu restarted (%u restarts)",
 		    (unsigned long long)s->active.revision, s->restarts);
 		break;
+	case J_PRESTAGE:
+		break; /* prestage_done() */
 	case J_SWITCH:
 		if (j->r < 0)
 			log_warning("service %s: cannot stop the previous "
@@ -1091,7 +1293,7 @@ job_done(job_t *job, void *arg)
 		break;
 	}
 out:
-	if (j->kind == J_PREPARE && job->cancelled)
+	if ((j->kind == J_PREPARE || j->kind == J_PRESTAGE) && job->cancelled)
 		rn->pulling--;
 	free_job(j);
 }
@@ -1101,6 +1303,10 @@ out:
 static void
 step(runner_t *rn, slot_t *s, uint64_t now)
 {
+	char why[REASON_MAX];
+	uint64_t done, total;
+	artifact_state_t st;
+	int retry = 0;
 	rjob_t *j;
 
 	if (!s->want) {
@@ -1120,6 +1326,7 @@ step(runner_t *rn, slot_t *s, uint64_t now)
 	if (s->active.id[0] && !s->active.probing && !s->need_restart &&
 	    now >= s->active.next_probe_mono)
 		probe(rn, s, &s->active);
+	step_prestage(rn, s, now);
 	if (s->busy)
 		return;
 	if (s->cand.id[0] && s->cand.revision != s->want->revision) {
@@ -1166,12 +1373,30 @@ step(runner_t *rn, slot_t *s, uint64_t now)
 		jobs_submit(rn->jobs, &j->base);
 		return;
 	}
-	if (rn->pulling >= PULLS_MAX)
-		return;
 	/* Staging preparation: time spent here never counts against the
 	 * health deadline, which starts when the container does. */
-	set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__PREPARING,
-	    s->want->revision, NULL);
+	if (!s->fetching) {
+		s->fetching = 1;
+		retry = 1;
+		set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__PREPARING,
+		    s->want->revision, NULL);
+	}
+	st = fetch_all(rn, s->name, s->want->spec, retry, &done, &total, why,
+	    sizeof why);
+	if (done != s->bytes_done || total != s->bytes_total) {
+		s->bytes_done = done;
+		s->bytes_total = total;
+		if (rn->hooks.status_changed)
+			rn->hooks.status_changed(rn->hooks.arg);
+	}
+	if (st == ARTIFACT_FAILED) {
+		s->fetching = 0;
+		bring_up_failed(rn, s, s->want->revision, 1, why);
+		return;
+	}
+	if (st == ARTIFACT_BUSY || rn->pulling >= PULLS_MAX)
+		return;
+	s->fetching = 0;
 	rn->pulling++;
 	j = new_job(rn, J_PREPARE, s);
 	jobs_submit(rn->jobs, &j->base);
@@ -1211,12 +1436,13 @@ on_tick(zloop_t *loop, int timer_id, void *arg)
 
 int
 runner_new(zloop_t *loop, const char *node_id, const char *socket,
-    const runner_hooks_t *hooks, runner_t **ret)
+    artifacts_t *artifacts, const runner_hooks_t *hooks, runner_t **ret)
 {
 	runner_t *rn = xcalloc(1, sizeof *rn);
 	int r;
 
 	rn->loop = loop;
+	rn->artifacts = artifacts;
 	rn->node = xstrdup(node_id);
 	rn->socket = xstrdup(socket);
 	rn->hooks = *hooks;
@@ -1251,6 +1477,7 @@ runner_destroy(runner_t **rnp)
 
 		if (s->want)
 			shoal__service_assignment__free_unpacked(s->want, NULL);
+		pre_clear(s);
 		ctr_clear(&s->active);
 		ctr_clear(&s->cand);
 		ctr_clear(&s->prev);
@@ -1258,6 +1485,7 @@ runner_destroy(runner_t **rnp)
 	free(rn->v);
 	free(rn->st);
 	free(rn->stp);
+	free(rn->pre);
 	free(rn->endpoints);
 	free(rn->node);
 	free(rn->socket);
@@ -1278,6 +1506,7 @@ runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
 		if (!wanted && s->want) {
 			shoal__service_assignment__free_unpacked(s->want, NULL);
 			s->want = NULL;
+			pre_clear(s);
 			log_info("service %s: no longer wanted here", s->name);
 		}
 	}
@@ -1287,6 +1516,16 @@ runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
 
 		if (!s)
 			s = add_slot(rn, a->service);
+		if (a->prestage_revision != s->pre_rev) {
+			pre_clear(s);
+			if (a->prestage_revision) {
+				s->pre_rev = a->prestage_revision;
+				s->pre_spec = spec_copy(a->prestage_spec);
+				log_info("service %s: revision %llu to prepare "
+				         "ahead of its rollout",
+				    s->name, (unsigned long long)s->pre_rev);
+			}
+		}
 		if (s->want && s->want->revision == a->revision) {
 			if (s->want->active != a->active) {
 				/* Staged -> serving (or back): same
@@ -1302,6 +1541,8 @@ runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
 			shoal__service_assignment__free_unpacked(s->want, NULL);
 		s->want = assignment_copy(a);
 		s->failed_rev = 0;
+		s->fetching = 0;
+		s->bytes_done = s->bytes_total = 0;
 		s->prepare_backoff_ms = PREPARE_RETRY_MIN_MS;
 		log_info("service %s: revision %llu wanted", s->name,
 		    (unsigned long long)a->revision);
@@ -1325,7 +1566,9 @@ runner_status(runner_t *rn, Shoal__StatusReport *rep)
 
 	free(rn->st);
 	free(rn->stp);
+	free(rn->pre);
 	free(rn->endpoints);
+	rn->pre = xcalloc(rn->n + 1, sizeof *rn->pre);
 	rn->st = xcalloc(rn->n + 1, sizeof *rn->st);
 	rn->stp = xcalloc(rn->n + 1, sizeof *rn->stp);
 	rn->endpoints = xcalloc(rn->n + 1, sizeof *rn->endpoints);
@@ -1351,6 +1594,19 @@ runner_status(runner_t *rn, Shoal__StatusReport *rep)
 			st->reason = rn->runtime_err;
 		st->since_ms = s->since_ms;
 		st->restarts = s->restarts;
+		st->bytes_done = s->bytes_done;
+		st->bytes_total = s->bytes_total;
+		if (s->pre_rev) {
+			Shoal__Prestage *p = &rn->pre[n];
+
+			shoal__prestage__init(p);
+			p->revision = s->pre_rev;
+			p->state = s->pre_state;
+			p->bytes_done = s->pre_done;
+			p->bytes_total = s->pre_total;
+			p->reason = s->pre_reason;
+			st->prestage = p;
+		}
 		if (s->active.id[0] &&
 		    (s->state == SHOAL__SERVICE_STATUS__STATE__HEALTHY ||
 		        s->active.revision != s->want->revision))

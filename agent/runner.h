@@ -16,6 +16,7 @@
 
 #include <czmq.h>
 
+#include "agent/artifacts.h"
 #include "shoal.pb-c.h"
 
 typedef struct runner runner_t;
@@ -31,10 +32,15 @@ typedef struct runner_hooks {
 
 /*
  * node_id: the labels this agent's containers carry (several agents may
- * share one runtime); socket: the runtime's API socket.
+ * share one runtime); socket: the runtime's API socket; artifacts: the
+ * cache the services' artifacts come from (borrowed, outlives the runner).
  */
 int runner_new(zloop_t *loop, const char *node_id, const char *socket,
-    const runner_hooks_t *hooks, runner_t **ret);
+    artifacts_t *artifacts, const runner_hooks_t *hooks, runner_t **ret);
+
+/* Tells the artifact cache what must stay: the artifacts of every revision
+ * wanted, running, kept for rollback or prepared ahead. */
+void runner_pin_artifacts(runner_t *rn);
 /* Stops the workers; containers keep running. */
 void runner_destroy(runner_t **rn);
 

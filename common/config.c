@@ -146,6 +146,14 @@ stage(yaml_document_t *doc, const config_field_t *f, yaml_node_t *val,
 			    (unsigned long long)(f->max ? f->max : UINT64_MAX),
 			    s);
 		break;
+	case CONFIG_SIZE:
+		r = parse_size_bytes(s, &st->num);
+		if (r < 0 || st->num < f->min || (f->max && st->num > f->max))
+			return fail(err, errlen, path, val, f->key,
+			    "expected a size like 512Mi, 20Gi or 4096 (bytes), "
+			    "got '%s'",
+			    s);
+		break;
 	case CONFIG_LABELS:
 		break;
 	}
@@ -178,6 +186,7 @@ commit(const config_field_t *fields, staged_t *st, void *target)
 			break;
 		case CONFIG_DURATION:
 		case CONFIG_UINT:
+		case CONFIG_SIZE:
 			*(uint64_t *)p = st[i].num;
 			break;
 		case CONFIG_LABELS:

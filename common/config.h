@@ -17,6 +17,7 @@ typedef enum config_type {
 	CONFIG_DURATION, /* uint64_t milliseconds: "500ms", "10s", "5m" */
 	CONFIG_UINT,     /* uint64_t in [min, max] */
 	CONFIG_LABELS,   /* labels_t: a mapping of label key -> value */
+	CONFIG_SIZE,     /* uint64_t bytes: "512Mi", "20Gi", "4096" */
 } config_type_t;
 
 typedef struct config_field {

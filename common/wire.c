@@ -247,6 +247,17 @@ status_ok(const Shoal__ServiceStatus *st, const char **ret_why)
 	REQUIRE(str_ok(st->container, WIRE_MAX_STRING), "status.container");
 	REQUIRE(str_ok(st->endpoint, WIRE_MAX_STRING), "status.endpoint");
 	REQUIRE(msg_ok(st->reason, WIRE_MAX_MESSAGE), "status.reason");
+	REQUIRE(st->bytes_done <= st->bytes_total || !st->bytes_total,
+	    "status.bytes_done: more than bytes_total");
+	if (st->prestage) {
+		REQUIRE(st->prestage->revision > 0, "status.prestage.revision");
+		REQUIRE(st->prestage->state >=
+		            SHOAL__PRESTAGE__STATE__PREPARING &&
+		        st->prestage->state <= SHOAL__PRESTAGE__STATE__FAILED,
+		    "status.prestage.state");
+		REQUIRE(msg_ok(st->prestage->reason, WIRE_MAX_MESSAGE),
+		    "status.prestage.reason");
+	}
 	return 0;
 }
 
@@ -284,6 +295,14 @@ desired_state_ok(const Shoal__DesiredState *ds, const char **ret_why)
 		r = spec_ok(a->spec, a->service, ret_why);
 		if (r < 0)
 			return r;
+		if (a->prestage_revision) {
+			REQUIRE(a->prestage_revision != a->revision,
+			    "desired_state.services.prestage_revision: the "
+			    "revision it runs");
+			r = spec_ok(a->prestage_spec, a->service, ret_why);
+			if (r < 0)
+				return r;
+		}
 		for (size_t j = 0; j < i; j++)
 			REQUIRE(strcmp(ds->services[j]->service, a->service) !=
 			        0,
@@ -387,7 +406,7 @@ rollout_ok(const Shoal__Rollout *ro, const char **ret_why)
 
 		REQUIRE(n && node_id_valid(n->node), "rollout.nodes.node");
 		REQUIRE(n->state >= SHOAL__ROLLOUT_NODE__STATE__PENDING &&
-		        n->state <= SHOAL__ROLLOUT_NODE__STATE__REVERTED,
+		        n->state <= SHOAL__ROLLOUT_NODE__STATE__PRESTAGING,
 		    "rollout.nodes.state");
 		REQUIRE(msg_ok(n->reason, WIRE_MAX_MESSAGE),
 		    "rollout.nodes.reason");
@@ -614,7 +633,7 @@ wire_rollout_node_state_name(Shoal__RolloutNode__State s)
 {
 	static const char *const names[] = { "pending", "staging", "staged",
 		"switching", "settling", "done", "failed", "reverting",
-		"reverted" };
+		"reverted", "prestaging" };
 
 	return NAME_OF(names, s);
 }
