@@ -98,6 +98,7 @@ rollout_new(const char *service, uint64_t id, uint64_t from, uint64_t to,
 		shoal__rollout_node__init(&v[i]);
 		v[i].node = (char *)m[i].node;
 		v[i].from_revision = m[i].from_revision;
+		v[i].state = NS(PRESTAGING);
 		v[i].wave = wave;
 		v[i].since_ms = now;
 		vp[i] = &v[i];
@@ -176,6 +177,25 @@ rollout_assignment(const Shoal__Rollout *ro, const Shoal__RolloutNode *n,
 }
 
 uint64_t
+rollout_prestage(const Shoal__Rollout *ro, const Shoal__RolloutNode *n)
+{
+	if (ro->state != RS(RUNNING) && ro->state != RS(WAITING_PROMOTE))
+		return 0;
+	return n->state == NS(PRESTAGING) || n->state == NS(PENDING)
+	    ? ro->to_revision
+	    : 0;
+}
+
+int
+rollout_prestaging(const Shoal__Rollout *ro)
+{
+	for (size_t i = 0; i < ro->n_nodes; i++)
+		if (ro->nodes[i]->state == NS(PRESTAGING))
+			return 1;
+	return 0;
+}
+
+uint64_t
 rollout_settled_revision(const Shoal__Rollout *ro)
 {
 	return ro->state == RS(SUCCEEDED) || rollout_active(ro) ||
@@ -224,8 +244,9 @@ enter(Shoal__Rollout *ro, Shoal__RolloutNode *n, Shoal__RolloutNode__State st,
 	rollout_assignment(ro, n, &rev1, &act1);
 	if (rev0 != rev1 || act0 != act1)
 		n->generation = 0;
-	/* Settling is the wait before done: not worth an event per node. */
-	if (st != NS(SETTLING))
+	/* Settling is the wait before done: not worth an event per node;
+	 * prestaged nodes are told above, with their bytes. */
+	if (st != NS(SETTLING) && st != NS(PENDING))
 		note(ro, n, h, "rollout.node", "%s: %s%s%s", n->node,
 		    wire_rollout_node_state_name(st), reason ? ": " : "",
 		    reason ? reason : "");
@@ -283,6 +304,22 @@ observe_node(Shoal__Rollout *ro, Shoal__RolloutNode *n, uint64_t now,
 		changed = 1;
 	}
 	switch (n->state) {
+	case NS(PRESTAGING):
+		if (o.prestage_revision != ro->to_revision)
+			break;
+		if (o.prestage_state == SHOAL__PRESTAGE__STATE__READY) {
+			enter(ro, n, NS(PENDING), now, h, NULL);
+			note(ro, n, h, "rollout.node",
+			    "%s: prestaged (%llu bytes of artifacts)", n->node,
+			    (unsigned long long)o.bytes_total);
+			changed = 1;
+		} else if (o.prestage_state == SHOAL__PRESTAGE__STATE__FAILED) {
+			snprintf(why, sizeof why, "prestaging failed: %s",
+			    o.prestage_reason ? o.prestage_reason : "");
+			fail_node(ro, n, now, h, why);
+			changed = 1;
+		}
+		break;
 	case NS(STAGING):
 		if (o.revision != ro->to_revision)
 			break;
@@ -388,6 +425,9 @@ stop(Shoal__Rollout *ro, uint64_t now, const rollout_hooks_t *h, int revert,
 		if (n->state == NS(STAGING) || n->state == NS(STAGED))
 			enter(ro, n, NS(REVERTED), now, h,
 			    "staged only: dropped");
+		else if (n->state == NS(PRESTAGING))
+			enter(ro, n, NS(REVERTED), now, h,
+			    "prestaging only: dropped");
 	}
 	if (revert)
 		ro->state = RS(REVERTING);
@@ -609,7 +649,20 @@ rollout_step(Shoal__Rollout *ro, uint64_t now, const rollout_hooks_t *h)
 		stop(ro, now, h, ro->update->auto_revert, why);
 		changed = 1;
 	}
-	if (ro->state == RS(RUNNING)) {
+	if (ro->state == RS(RUNNING) && rollout_prestaging(ro)) {
+		/* Every node prepares before the first one switches. */
+	} else if (ro->state == RS(RUNNING)) {
+		if (!ro->prestaged_ms) {
+			ro->prestaged_ms = now;
+			ro->progress_ms = now;
+			note(ro, NULL, h, "rollout.prestaged",
+			    "rollout %llu of %s: every node prepared revision "
+			    "%llu in %llums",
+			    (unsigned long long)ro->id, ro->service,
+			    (unsigned long long)ro->to_revision,
+			    (unsigned long long)(now - ro->started_ms));
+			changed = 1;
+		}
 		if (ro->wave == 0 && !ro->paused)
 			changed |= admit(ro, now, h);
 		changed |= step_forward(ro, now, h);
@@ -694,7 +747,8 @@ rollout_supersede(Shoal__Rollout *ro, uint64_t now)
 	for (size_t i = 0; i < ro->n_nodes; i++) {
 		Shoal__RolloutNode *n = ro->nodes[i];
 
-		if (n->state == NS(STAGING) || n->state == NS(STAGED))
+		if (n->state == NS(STAGING) || n->state == NS(STAGED) ||
+		    n->state == NS(PRESTAGING))
 			enter(ro, n, NS(REVERTED), now, NULL,
 			    "staged only: superseded");
 	}

@@ -10,6 +10,11 @@
  *
  * Node states:
  *
+ *   PRESTAGING --reports the new revision prepared------> PENDING
+ *              (artifacts verified in its cache, image pulled; it still
+ *              runs its old revision; no deadline: the agent detects
+ *              stalls)
+ *   PRESTAGING --reports the preparation failed---------> FAILED
  *   PENDING   --admitted (rolling, canary)--------------> SWITCHING
  *   PENDING   --admitted (blue-green)-------------------> STAGING
  *   STAGING   --reports STAGED--------------------------> STAGED
@@ -28,6 +33,7 @@
  *
  * Rollout states:
  *
+ *   RUNNING   --a node still PRESTAGING-----------------> no node admitted
  *   RUNNING   --every node of the wave DONE or FAILED---> next wave
  *   RUNNING   --no wave left----------------------------> SUCCEEDED
  *   RUNNING   --canary wave done, not promoted----------> WAITING_PROMOTE
@@ -59,6 +65,11 @@ typedef struct rollout_obs {
 	uint64_t revision;
 	Shoal__ServiceStatus__State state;
 	const char *reason;
+	/* its preparation ahead of the rollout (prestage_revision 0: none) */
+	uint64_t prestage_revision;
+	Shoal__Prestage__State prestage_state;
+	const char *prestage_reason;
+	uint64_t bytes_done, bytes_total;
 } rollout_obs_t;
 
 typedef struct rollout_hooks {
@@ -118,6 +129,15 @@ int rollout_active(const Shoal__Rollout *ro);
 /* What node n must run: its revision and whether it serves it. */
 void rollout_assignment(const Shoal__Rollout *ro, const Shoal__RolloutNode *n,
     uint64_t *ret_revision, int *ret_active);
+
+/* The revision node n must prepare ahead (artifacts and image, no
+ * container), or 0: until it switches, a moving rollout's nodes keep the
+ * new revision prepared. */
+uint64_t rollout_prestage(const Shoal__Rollout *ro,
+    const Shoal__RolloutNode *n);
+
+/* Still waiting for a node to prepare: no node switches yet. */
+int rollout_prestaging(const Shoal__Rollout *ro);
 
 /* The revision nodes not in the rollout get once it ended this way. */
 uint64_t rollout_settled_revision(const Shoal__Rollout *ro);

@@ -230,6 +230,19 @@ compute(services_t *s, const Shoal__Node *node, uint64_t gen, uint8_t **ret,
 		a[n].revision = r->revision;
 		a[n].spec = r->spec;
 		a[n].active = active;
+		if (svc->ro && rollout_active(svc->ro)) {
+			const Shoal__RolloutNode *rn =
+			    rollout_find_node(svc->ro, node->id);
+			uint64_t pre = rn ? rollout_prestage(svc->ro, rn) : 0;
+			const Shoal__Revision *p = pre && pre != r->revision
+			    ? revision_find(svc, pre)
+			    : NULL;
+
+			if (p) {
+				a[n].prestage_revision = p->revision;
+				a[n].prestage_spec = p->spec;
+			}
+		}
 		ap[n] = &a[n];
 		n++;
 	}
@@ -684,6 +697,16 @@ observe(const Shoal__Rollout *ro, const Shoal__RolloutNode *n, rollout_obs_t *o,
 		o->revision = st->revision;
 		o->state = st->state;
 		o->reason = st->reason;
+		if (st->prestage) {
+			o->prestage_revision = st->prestage->revision;
+			o->prestage_state = st->prestage->state;
+			o->prestage_reason = st->prestage->reason;
+			o->bytes_done = st->prestage->bytes_done;
+			o->bytes_total = st->prestage->bytes_total;
+		} else if (st->revision == ro->to_revision) {
+			o->bytes_done = st->bytes_done;
+			o->bytes_total = st->bytes_total;
+		}
 	}
 }
 
@@ -1555,8 +1578,21 @@ services_rollout(services_t *s, const char *name, Shoal__ControlReply *rep)
 		return SHOAL_E_NOT_FOUND;
 	rep->revision = svc->rec->revision;
 	rep->target = target_of(svc);
-	if (svc->ro)
+	if (svc->ro) {
+		Shoal__Rollout *ro;
+
 		add_rollout(rep, svc->ro);
+		/* What each node has prepared, as it last said (kept out of
+		 * the record: it changes with every report). */
+		ro = rep->rollouts[rep->n_rollouts - 1];
+		for (size_t i = 0; rollout_active(ro) && i < ro->n_nodes; i++) {
+			rollout_obs_t o = { 0 };
+
+			observe(ro, ro->nodes[i], &o, s);
+			ro->nodes[i]->bytes_done = o.bytes_done;
+			ro->nodes[i]->bytes_total = o.bytes_total;
+		}
+	}
 	return 0;
 }
 

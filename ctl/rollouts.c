@@ -26,17 +26,53 @@ rstate(const Shoal__Rollout *ro)
 	return wire_rollout_state_name(ro->state);
 }
 
+/* "12.0 MiB": bytes for people. */
+static void
+bytes_text(uint64_t b, char *buf, size_t size)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)b / 1024;
+	size_t u = 0;
+
+	if (b < 1024) {
+		snprintf(buf, size, "%llu B", (unsigned long long)b);
+		return;
+	}
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, "%.1f %s", v, units[u]);
+}
+
+/* "3.0 MiB/12.0 MiB" of artifacts a node has prepared; "-": none known. */
+static void
+prepared_text(const Shoal__RolloutNode *n, char *buf, size_t size)
+{
+	char a[32], b[32];
+
+	if (!n->bytes_total) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	bytes_text(n->bytes_done, a, sizeof a);
+	bytes_text(n->bytes_total, b, sizeof b);
+	snprintf(buf, size, "%s/%s", a, b);
+}
+
 static json_t *
 rollout_node_json(const Shoal__Rollout *ro, const Shoal__RolloutNode *n)
 {
-	return json_pack("{s:s,s:i,s:b,s:I,s:s,s:s,s:s*,s:o}", "node", n->node,
-	    "wave", (int)n->wave + 1, "canary",
+	return json_pack("{s:s,s:i,s:b,s:I,s:s,s:s,s:s*,s:o,s:I,s:I}", "node",
+	    n->node, "wave", (int)n->wave + 1, "canary",
 	    ro->canaries && n->wave == 0 &&
 	        ro->update->strategy == SHOAL__UPDATE_STRATEGY__KIND__CANARY,
 	    "from_revision", (json_int_t)n->from_revision, "state",
 	    wire_rollout_node_state_name(n->state), "agent_state",
 	    wire_service_state_name(n->agent_state), "reason",
-	    n->reason[0] ? n->reason : NULL, "since", time_json(n->since_ms));
+	    n->reason[0] ? n->reason : NULL, "since", time_json(n->since_ms),
+	    "bytes_done", (json_int_t)n->bytes_done, "bytes_total",
+	    (json_int_t)n->bytes_total);
 }
 
 json_t *
@@ -48,7 +84,7 @@ rollout_json(const Shoal__Rollout *ro)
 		json_array_append_new(nodes,
 		    rollout_node_json(ro, ro->nodes[i]));
 	return json_pack("{s:s,s:I,s:I,s:I,s:s,s:s,s:b,s:b,s:b,s:i,s:i,s:i,"
-	                 "s:i,s:i,s:s*,s:s,s:s,s:o,s:o,s:o,s:o}",
+	                 "s:i,s:i,s:s*,s:s,s:s,s:o,s:o,s:o,s:o,s:o}",
 	    "service", ro->service, "id", (json_int_t)ro->id, "from_revision",
 	    (json_int_t)ro->from_revision, "to_revision",
 	    (json_int_t)ro->to_revision, "strategy",
@@ -60,7 +96,8 @@ rollout_json(const Shoal__Rollout *ro)
 	    ro->reason[0] ? ro->reason : NULL, "started_by", ro->started_by,
 	    "message", ro->message, "started", time_json(ro->started_ms),
 	    "updated", time_json(ro->updated_ms), "finished",
-	    time_json(ro->finished_ms), "nodes", nodes);
+	    time_json(ro->finished_ms), "prestaged",
+	    time_json(ro->prestaged_ms), "nodes", nodes);
 }
 
 /* "rolling, max_parallel 2" */
@@ -102,19 +139,25 @@ print_rollout(const Shoal__Rollout *ro)
 	    ro->message[0] ? "\"" : "");
 	if (ro->reason[0])
 		printf("reason: %s\n", ro->reason);
-	printf("%-5s %-24s %5s %-10s %-10s %-8s %s\n", "WAVE", "NODE", "FROM",
-	    "STATE", "AGENT", "SINCE", "REASON");
+	if (ro->state == SHOAL__ROLLOUT__STATE__RUNNING && !ro->prestaged_ms)
+		printf("prestaging: every node prepares revision %llu "
+		       "(artifacts, image) before the first switches\n",
+		    (unsigned long long)ro->to_revision);
+	printf("%-5s %-24s %5s %-10s %-10s %-8s %-21s %s\n", "WAVE", "NODE",
+	    "FROM", "STATE", "AGENT", "SINCE", "PREPARED", "REASON");
 	for (size_t i = 0; i < ro->n_nodes; i++) {
 		const Shoal__RolloutNode *n = ro->nodes[i];
-		char when[32], wave[16];
+		char when[32], wave[16], prep[64];
 
 		ago(n->since_ms, when, sizeof when);
 		snprintf(wave, sizeof wave, "%u%s", n->wave + 1,
 		    ro->canaries && n->wave == 0 ? "c" : "");
-		printf("%-5s %-24s %5llu %-10s %-10s %-8s %s\n", wave, n->node,
-		    (unsigned long long)n->from_revision,
+		prepared_text(n, prep, sizeof prep);
+		printf("%-5s %-24s %5llu %-10s %-10s %-8s %-21s %s\n", wave,
+		    n->node, (unsigned long long)n->from_revision,
 		    wire_rollout_node_state_name(n->state),
-		    wire_service_state_name(n->agent_state), when, n->reason);
+		    wire_service_state_name(n->agent_state), when, prep,
+		    n->reason);
 	}
 }
 
@@ -189,10 +232,19 @@ print_changes(const Shoal__Rollout *was, const Shoal__Rollout *now)
 		    : NULL;
 
 		if (o && o->state == n->state &&
-		    o->agent_state == n->agent_state)
+		    o->agent_state == n->agent_state &&
+		    o->bytes_done == n->bytes_done)
 			continue;
 		if (!o && n->state == SHOAL__ROLLOUT_NODE__STATE__PENDING)
 			continue;
+		if (n->state == SHOAL__ROLLOUT_NODE__STATE__PRESTAGING) {
+			char prep[64];
+
+			prepared_text(n, prep, sizeof prep);
+			printf("%s   wave %u %s: prestaging, %s of artifacts\n",
+			    t, n->wave + 1, n->node, prep);
+			continue;
+		}
 		printf("%s   wave %u %s: %s (agent: %s)%s%s\n", t, n->wave + 1,
 		    n->node, wire_rollout_node_state_name(n->state),
 		    wire_service_state_name(n->agent_state),

@@ -28,6 +28,10 @@ typedef struct fake {
 	Shoal__ServiceStatus__State state[NODES_N];
 	int fresh[NODES_N];
 	int selected[NODES_N];
+	/* prestaging: ready unless told otherwise */
+	Shoal__Prestage__State pre[NODES_N];
+	int pre_silent[NODES_N]; /* no prestage report at all */
+	uint64_t pre_bytes[NODES_N];
 	int notes;
 	int max_between; /* most nodes between revisions at once */
 } fake_t;
@@ -55,6 +59,12 @@ observe(const Shoal__Rollout *ro, const Shoal__RolloutNode *n, rollout_obs_t *o,
 	o->revision = f->rev[i];
 	o->state = f->state[i];
 	o->reason = "probe said no";
+	if (!f->pre_silent[i]) {
+		o->prestage_revision = ro->to_revision;
+		o->prestage_state = f->pre[i];
+		o->prestage_reason = "checksum mismatch";
+		o->bytes_done = o->bytes_total = f->pre_bytes[i];
+	}
 }
 
 static void
@@ -88,6 +98,7 @@ reset(void)
 		fk.state[i] = AS(HEALTHY);
 		fk.fresh[i] = 1;
 		fk.selected[i] = 1;
+		fk.pre[i] = SHOAL__PRESTAGE__STATE__READY;
 	}
 }
 
@@ -96,9 +107,16 @@ new_rollout(Shoal__UpdateStrategy *u)
 {
 	rollout_member_t m[NODES_N];
 
+	Shoal__Rollout *ro;
+
 	for (int i = 0; i < NODES_N; i++)
 		m[i] = (rollout_member_t){ names[i], 1 };
-	return rollout_new("iris", 1, 1, 2, u, m, NODES_N, 1000);
+	ro = rollout_new("iris", 1, 1, 2, u, m, NODES_N, 1000);
+	/* Every node starts prestaging, with the generation services.c
+	 * stamps; the fake reports it prepared unless a test says not. */
+	for (size_t i = 0; i < ro->n_nodes; i++)
+		ro->nodes[i]->generation = 1;
+	return ro;
 }
 
 static Shoal__UpdateStrategy
@@ -609,6 +627,103 @@ test_corners(void)
 	shoal__rollout__free_unpacked(ro, NULL);
 }
 
+/* Every node prepares the new revision before the first one switches; a
+ * node that cannot prepare fails without switching, and prestaging time
+ * never runs into progress_deadline. */
+static void
+test_prestage(void)
+{
+	Shoal__UpdateStrategy u =
+	    strategy(SHOAL__UPDATE_STRATEGY__KIND__ROLLING);
+	Shoal__Rollout *ro;
+	uint64_t now = 1000, rev;
+	int active;
+
+	reset();
+	ro = new_rollout(&u);
+	is_int(count_state(ro, NS(PRESTAGING)), NODES_N,
+	    "a new rollout starts with every node prestaging");
+	rollout_assignment(ro, ro->nodes[0], &rev, &active);
+	ok(rev == 1 && active, "a prestaging node still serves its revision");
+	is_int((int)rollout_prestage(ro, ro->nodes[0]), 2,
+	    "... and prepares the new one");
+	fk.pre[3] = SHOAL__PRESTAGE__STATE__PREPARING;
+	fk.pre_bytes[3] = 4096;
+	rollout_step(ro, now, &hooks);
+	is_int(count_state(ro, NS(PENDING)), 3, "three nodes prestaged");
+	is_int(count_state(ro, NS(SWITCHING)), 0,
+	    "none switches while one still prepares");
+	ok(rollout_prestaging(ro), "the rollout says it prestages");
+	/* Ten progress deadlines of downloading: no failure. */
+	for (int i = 0; i < 10; i++) {
+		now += u.progress_deadline_ms;
+		rollout_step(ro, now, &hooks);
+	}
+	is_int(count_state(ro, NS(PRESTAGING)), 1,
+	    "prestaging time never counts against progress_deadline");
+	is_int((int)ro->failures, 0, "... no failure");
+	fk.pre[3] = SHOAL__PRESTAGE__STATE__READY;
+	rollout_step(ro, now, &hooks);
+	is_int(count_state(ro, NS(SWITCHING)), 1,
+	    "once every node prepared, the first wave starts");
+	ok(ro->prestaged_ms == now, "the end of prestaging is recorded");
+	is_int((int)rollout_prestage(ro, ro->nodes[0]), 0,
+	    "a switching node prepares nothing ahead any more");
+	is_int((int)rollout_prestage(ro, ro->nodes[1]), 2,
+	    "a pending node keeps the new revision prepared");
+	run(ro, &now, 500);
+	is_int(ro->state, RS(SUCCEEDED), "the rollout succeeds");
+	is_int((int)rollout_prestage(ro, ro->nodes[1]), 0,
+	    "an ended rollout prepares nothing");
+	shoal__rollout__free_unpacked(ro, NULL);
+
+	/* A node whose artifact fails its checksum: nothing switches. */
+	reset();
+	ro = new_rollout(&u);
+	fk.pre[2] = SHOAL__PRESTAGE__STATE__FAILED;
+	rollout_step(ro, now, &hooks);
+	is_int(ro->nodes[2]->state, NS(FAILED),
+	    "a failed preparation fails the node");
+	ok(strstr(ro->nodes[2]->reason,
+	       "prestaging failed: checksum mismatch") != NULL,
+	    "the reason is the agent's");
+	ok(!rollout_active(ro) && ro->state == RS(REVERTED),
+	    "max_failures 0: the rollout stops before any switch");
+	is_int(count_state(ro, NS(SWITCHING)) + count_state(ro, NS(DONE)), 0,
+	    "no node switched");
+	{
+		size_t on1 = 0;
+
+		for (size_t i = 0; i < ro->n_nodes; i++) {
+			rollout_assignment(ro, ro->nodes[i], &rev, &active);
+			on1 += rev == 1 && active;
+		}
+		is_int((int)on1, NODES_N,
+		    "every node keeps serving revision 1");
+	}
+	is_int((int)rollout_settled_revision(ro), 1,
+	    "the service settles on revision 1");
+	shoal__rollout__free_unpacked(ro, NULL);
+
+	/* A report without prestage (an old report) moves nothing. */
+	reset();
+	ro = new_rollout(&u);
+	fk.pre_silent[1] = 1;
+	rollout_step(ro, now, &hooks);
+	is_int(ro->nodes[1]->state, NS(PRESTAGING),
+	    "a node that never said it prepared stays prestaging");
+	{
+		const char *why = NULL;
+
+		rollout_control(ro, SHOAL__ROLLOUT_CONTROL__ACTION__ABORT, now,
+		    &hooks, &why);
+	}
+	is_int(ro->nodes[1]->state, NS(REVERTED),
+	    "abort drops the prestaging node");
+	is_int(ro->state, RS(ABORTED), "and the rollout is aborted at once");
+	shoal__rollout__free_unpacked(ro, NULL);
+}
+
 int
 main(void)
 {
@@ -620,5 +735,6 @@ main(void)
 	test_blue_green();
 	test_deadline_pause_abort();
 	test_corners();
+	test_prestage();
 	return done_testing();
 }
