@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages shoal needs to build, test and run
 # (Podman and runc run the test and example containers; busybox-static is
-# the base of the example model's image).
+# the base of the example model's image; python3 runs the artifact tests' HTTP
+# server, openssl their TLS one).
 # Runs apt-get only when something is missing; needs root for that.
 set -eu
 
@@ -10,7 +11,8 @@ PACKAGES="build-essential autoconf automake libtool pkg-config
 libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev
 libcurl4-openssl-dev libssl-dev libsystemd-dev libjansson-dev libyaml-dev
 libmicrohttpd-dev valgrind jq curl
-podman runc netavark aardvark-dns iptables catatonit busybox-static"
+podman runc netavark aardvark-dns iptables catatonit busybox-static
+python3 openssl"
 
 missing=""
 for p in $PACKAGES; do

@@ -252,7 +252,10 @@ gone() {
 	done
 }
 wait_for 60 gone
-ok $? "every container of the service is removed from every node"
+ok $? "every container of the service is removed from every node" ||
+	podman ps -a --filter "label=shoal.managed=true" \
+		--format '{{.Names}} {{.State}} {{.Labels}}' | sed 's/^/# left: /'
+
 check "services is empty" json_ok 'length == 0' shoalctl services --json
 
 done_testing
