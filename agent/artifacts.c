@@ -187,7 +187,7 @@ is_hex_name(const char *s)
 typedef struct entry {
 	char sha[SHA_HEX + 1];
 	uint64_t bytes;
-	time_t used; /* mtime: when it was last wanted */
+	uint64_t used; /* mtime in ns: when it was last wanted */
 } entry_t;
 
 /* The cached artifacts; *ret owned by the caller. Returns their bytes. */
@@ -211,7 +211,8 @@ scan_cache(const artifacts_t *af, entry_t **ret, size_t *ret_n)
 		memcpy(v[n].sha, de->d_name,
 		    SHA_HEX + 1); /* checked: 64 + NUL */
 		v[n].bytes = (uint64_t)sb.st_size;
-		v[n].used = sb.st_mtime;
+		v[n].used = (uint64_t)sb.st_mtim.tv_sec * 1000000000u +
+		    (uint64_t)sb.st_mtim.tv_nsec;
 		total += v[n].bytes;
 		n++;
 	}
@@ -306,9 +307,9 @@ reserve(artifacts_t *af, dl_t *d)
 		avail += v[i].bytes;
 		human(v[i].bytes, a, sizeof a);
 		emit(af, d, "artifact.evicted",
-		    "sha256:%.12s (%s, unused since %lld) evicted for "
-		    "sha256:%.12s",
-		    v[i].sha, a, (long long)v[i].used, d->sha);
+		    "sha256:%.12s (%s, the least recently used) evicted to "
+		    "make room for sha256:%.12s",
+		    v[i].sha, a, d->sha);
 		log_info("artifact sha256:%.12s evicted (%s)", v[i].sha, a);
 	}
 	free(v);
@@ -797,14 +798,13 @@ transfer_done(artifacts_t *af, dl_t *d, CURLcode cc)
 			d->total = (uint64_t)len;
 		end_transfer(af, d);
 		d->head_done = 1;
-		if (cc != CURLE_OK && transient(cc, code)) {
-			d->head_done = 0;
-			set_reason(d, 0, "HEAD: %s",
+		/* A server that does not answer HEAD may still serve the
+		 * GET, which decides. */
+		if (cc != CURLE_OK)
+			log_debug("artifact sha256:%.12s: HEAD %s: %s", d->sha,
+			    d->url,
 			    d->curl_err[0] ? d->curl_err
 			                   : curl_easy_strerror(cc));
-			attempt_failed(af, d);
-			return;
-		}
 		begin(af, d);
 		return;
 	}
