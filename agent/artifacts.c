@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -29,7 +31,13 @@
 #include "common/wire.h"
 
 #define PUMP_MS 250
-#define HASH_CHUNK (8u << 20) /* bytes of a partial file hashed per pump */
+#define CHUNK (1u << 20) /* bytes read at once from a local file */
+/* Local work (hashing a partial file, copying from file://) runs in
+ * slices of this many ms, a ms apart, so the loop keeps serving. */
+#define WORK_SLICE_MS 8
+/* Written data is handed to the disk every this many bytes: the final
+ * fsync then finds little left to write. */
+#define WRITEBACK_BYTES (8u << 20)
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 30000
 #define CONNECT_TIMEOUT_S 30
@@ -45,6 +53,8 @@ typedef enum dl_state {
 	D_HEAD,
 	D_HASHING,
 	D_GET,
+	D_COPY, /* file://: read in slices on the loop, not by curl */
+	D_SYNC, /* verified; a thread syncs it and moves it in */
 	D_WAIT,
 	D_FAILED,
 } dl_state_t;
@@ -61,6 +71,12 @@ typedef struct dl {
 	CURL *easy;
 	char curl_err[CURL_ERROR_SIZE];
 	int fd;
+	int src;          /* D_COPY: the local file read */
+	uint64_t flushed; /* bytes handed to the disk (writeback) */
+	pthread_t syncer; /* D_SYNC */
+	int synced;       /* set by the syncer when done (atomic) */
+	int sync_err;
+	const char *sync_what;
 	EVP_MD_CTX *md;
 	uint64_t have;   /* bytes in the partial file */
 	uint64_t hashed; /* bytes of it fed to md (HASHING: fewer) */
@@ -81,6 +97,8 @@ struct artifacts {
 	CURLM *multi;
 	int timer; /* curl's timeout, -1: none */
 	int pump;
+	int work; /* the local work timer, -1: none */
+	int efd;  /* eventfd: a sync thread finished */
 	char *dir, *cache_dir, *partial_dir;
 	char *ca_file;
 	uint64_t budget;
@@ -233,7 +251,8 @@ promised(const artifacts_t *af, const dl_t *d)
 	for (size_t i = 0; i < af->n; i++) {
 		const dl_t *o = af->v[i];
 
-		if (o != d && (o->st == D_GET || o->st == D_HASHING))
+		if (o != d &&
+		    (o->st == D_GET || o->st == D_HASHING || o->st == D_COPY))
 			sum += o->total > o->have ? o->total - o->have : 0;
 	}
 	return sum;
@@ -339,6 +358,7 @@ reserve(artifacts_t *af, dl_t *d)
 /* -- curl and the loop ------------------------------------------------- */
 
 static void check_done(artifacts_t *af);
+static void work_kick(artifacts_t *af);
 
 static int
 on_socket_ready(zloop_t *loop, zmq_pollitem_t *item, void *arg)
@@ -432,6 +452,10 @@ end_transfer(artifacts_t *af, dl_t *d)
 		close(d->fd);
 		d->fd = -1;
 	}
+	if (d->src >= 0) {
+		close(d->src);
+		d->src = -1;
+	}
 }
 
 static void
@@ -453,16 +477,46 @@ is_http(const dl_t *d)
 	    strncmp(d->url, "https://", 8) == 0;
 }
 
-static size_t
-on_data(char *ptr, size_t size, size_t nmemb, void *arg)
+static int
+is_file(const dl_t *d)
 {
-	dl_t *d = arg;
-	size_t n = size * nmemb, off = 0;
+	return strncmp(d->url, "file://", 7) == 0;
+}
+
+/* The local path of a file:// url (decoded); NULL when it names a host.
+ * The caller frees. */
+static char *
+local_path(const dl_t *d)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *path = NULL, *ret = NULL;
+
+	if (!u)
+		abort();
+	if (curl_url_set(u, CURLUPART_URL, d->url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PATH, &path, CURLU_URLDECODE) ==
+	        CURLUE_OK) {
+		curl_url_get(u, CURLUPART_HOST, &host, 0);
+		if (!host || !host[0] || strcmp(host, "localhost") == 0)
+			ret = xstrdup(path);
+	}
+	curl_free(host);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return ret;
+}
+
+/* Bytes of the artifact: into the partial file and the digest. 0, or -1
+ * with d->reason set. */
+static int
+take(dl_t *d, const char *ptr, size_t n)
+{
+	size_t off = 0;
 
 	if (d->total && d->have + n > d->total) {
 		set_reason(d, 1, "more than the %llu bytes it should have",
 		    (unsigned long long)d->total);
-		return 0;
+		return -1;
 	}
 	while (off < n) {
 		ssize_t w = write(d->fd, ptr + off, n - off);
@@ -472,7 +526,7 @@ on_data(char *ptr, size_t size, size_t nmemb, void *arg)
 		if (w < 0) {
 			set_reason(d, errno != ENOSPC, "cannot write: %s",
 			    strerror(errno));
-			return 0;
+			return -1;
 		}
 		off += (size_t)w;
 	}
@@ -481,7 +535,21 @@ on_data(char *ptr, size_t size, size_t nmemb, void *arg)
 	d->hashed = d->have;
 	d->af->downloaded += n;
 	d->last_byte_mono = mono_ms();
-	return n;
+	if (d->have - d->flushed >= WRITEBACK_BYTES) {
+		/* Starts writing it out, without waiting. */
+		sync_file_range(d->fd, (off_t)d->flushed,
+		    (off_t)(d->have - d->flushed), SYNC_FILE_RANGE_WRITE);
+		d->flushed = d->have;
+	}
+	return 0;
+}
+
+static size_t
+on_data(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	size_t n = size * nmemb;
+
+	return take(arg, ptr, n) < 0 ? 0 : n;
 }
 
 static size_t
@@ -501,7 +569,7 @@ new_easy(artifacts_t *af, dl_t *d)
 	curl_easy_setopt(c, CURLOPT_PRIVATE, d);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, d->curl_err);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
@@ -582,13 +650,32 @@ start_get(artifacts_t *af, dl_t *d)
 		attempt_failed(af, d);
 		return;
 	}
-	d->easy = new_easy(af, d);
-	curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
-	if (d->have)
-		curl_easy_setopt(d->easy, CURLOPT_RESUME_FROM_LARGE,
-		    (curl_off_t)d->have);
-	d->st = D_GET;
+	d->flushed = d->have;
+	if (is_file(d)) {
+		char *path = local_path(d);
+
+		d->src = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+		if (d->src < 0) {
+			set_reason(d, 1, "cannot open %s: %s",
+			    path ? path : d->url,
+			    path ? strerror(errno) : "not a local file");
+			free(path);
+			attempt_failed(af, d);
+			return;
+		}
+		free(path);
+		d->st = D_COPY;
+		d->started_mono = d->last_byte_mono = mono_ms();
+		work_kick(af);
+	} else {
+		d->easy = new_easy(af, d);
+		curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, on_data);
+		curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
+		if (d->have)
+			curl_easy_setopt(d->easy, CURLOPT_RESUME_FROM_LARGE,
+			    (curl_off_t)d->have);
+		d->st = D_GET;
+	}
 	/* Progress events count from where this transfer starts. */
 	d->quarter = d->total ? (unsigned)(d->have * 4 / d->total) : 0;
 	human(d->total, a, sizeof a);
@@ -600,7 +687,8 @@ start_get(artifacts_t *af, dl_t *d)
 	else if (d->attempt == 0)
 		emit(af, d, "artifact.downloading", "sha256:%.12s from %s: %s",
 		    d->sha, d->url, d->total ? a : "size unknown");
-	curl_multi_add_handle(af->multi, d->easy);
+	if (d->easy)
+		curl_multi_add_handle(af->multi, d->easy);
 }
 
 /* Opens the partial file; what it holds is hashed before the transfer
@@ -641,6 +729,16 @@ begin(artifacts_t *af, dl_t *d)
 		start_head(af, d);
 		return;
 	}
+	if (!d->head_done && !d->size && is_file(d)) {
+		/* What HEAD is to http: the size, for the checks. */
+		char *path = local_path(d);
+		struct stat sb;
+
+		if (path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+			d->total = (uint64_t)sb.st_size;
+		free(path);
+		d->head_done = 1;
+	}
 	if (reserve(af, d) < 0) {
 		fail(af, d);
 		return;
@@ -651,41 +749,100 @@ begin(artifacts_t *af, dl_t *d)
 	}
 	if (d->hashed < d->have) {
 		d->st = D_HASHING;
+		work_kick(af);
 		return;
 	}
 	start_get(af, d);
 }
 
-/* Hashes the next chunk of a partial file left by an earlier run. */
+static unsigned char chunk[CHUNK];
+
+/* One chunk of a partial file left by an earlier run into the digest;
+ * all of it hashed: the transfer resumes after it. */
 static void
-hash_chunk(artifacts_t *af, dl_t *d)
+hash_step(artifacts_t *af, dl_t *d)
 {
-	static unsigned char buf[1 << 16];
-	size_t left = HASH_CHUNK;
+	uint64_t want = d->have - d->hashed;
+	ssize_t r = pread(d->fd, chunk, want < CHUNK ? (size_t)want : CHUNK,
+	    (off_t)d->hashed);
 
-	while (left && d->hashed < d->have) {
-		uint64_t want = d->have - d->hashed;
-		ssize_t r = pread(d->fd, buf,
-		    want < sizeof buf ? (size_t)want : sizeof buf,
-		    (off_t)d->hashed);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			/* Shorter than it was: keep what was read. */
-			d->have = d->hashed;
-			if (ftruncate(d->fd, (off_t)d->have) < 0)
-				remove_partial(af, d);
-			break;
-		}
-		EVP_DigestUpdate(d->md, buf, (size_t)r);
+	if (r < 0 && errno == EINTR)
+		return;
+	if (r <= 0) {
+		/* Shorter than it was: keep what was read. */
+		d->have = d->hashed;
+		if (ftruncate(d->fd, (off_t)d->have) < 0)
+			remove_partial(af, d);
+	} else {
+		EVP_DigestUpdate(d->md, chunk, (size_t)r);
 		d->hashed += (uint64_t)r;
-		left -= (size_t)r < left ? (size_t)r : left;
 	}
 	if (d->hashed >= d->have) {
 		d->hashed = d->have;
 		start_get(af, d);
 	}
+}
+
+static void verify(artifacts_t *af, dl_t *d);
+
+/* One chunk of a file:// artifact; at its end, the verification. */
+static void
+copy_step(artifacts_t *af, dl_t *d)
+{
+	ssize_t r = pread(d->src, chunk, CHUNK, (off_t)d->have);
+
+	if (r < 0 && errno == EINTR)
+		return;
+	if (r < 0) {
+		set_reason(d, 0, "cannot read %s: %s", d->url, strerror(errno));
+		attempt_failed(af, d);
+	} else if (r == 0) {
+		verify(af, d);
+	} else if (take(d, (const char *)chunk, (size_t)r) < 0) {
+		if (d->permanent)
+			remove_partial(af, d);
+		attempt_failed(af, d);
+	}
+}
+
+/* Local work in slices: a few ms of hashing and copying, then the loop
+ * serves everything else for a ms. */
+static int
+on_work(zloop_t *loop, int timer_id, void *arg)
+{
+	artifacts_t *af = arg;
+	uint64_t until = mono_ms() + WORK_SLICE_MS;
+	int busy = 1;
+
+	while (busy && mono_ms() < until) {
+		busy = 0;
+		/* Backwards: a verified entry is dropped. */
+		for (size_t i = af->n; i-- > 0;) {
+			dl_t *d = af->v[i];
+
+			if (d->st == D_HASHING) {
+				hash_step(af, d);
+				busy = 1;
+			} else if (d->st == D_COPY) {
+				copy_step(af, d);
+				busy = 1;
+			}
+		}
+	}
+	if (!busy) {
+		zloop_timer_end(loop, timer_id);
+		af->work = -1;
+	}
+	if (af->hooks.progress)
+		af->hooks.progress(af->hooks.arg);
+	return 0;
+}
+
+static void
+work_kick(artifacts_t *af)
+{
+	if (af->work < 0)
+		af->work = zloop_timer(af->loop, 1, 0, on_work, af);
 }
 
 static void
@@ -694,6 +851,8 @@ drop_dl(artifacts_t *af, dl_t *d)
 	for (size_t i = 0; i < af->n; i++) {
 		if (af->v[i] != d)
 			continue;
+		if (d->st == D_SYNC)
+			pthread_join(d->syncer, NULL);
 		end_transfer(af, d);
 		EVP_MD_CTX_free(d->md);
 		free(d->url);
@@ -705,14 +864,44 @@ drop_dl(artifacts_t *af, dl_t *d)
 	}
 }
 
+/* On its own thread: the verified file to the disk, then into the cache
+ * by rename, and the directory entry to the disk. */
+static void *
+run_sync(void *arg)
+{
+	dl_t *d = arg;
+	artifacts_t *af = d->af;
+	char from[PATH_MAX], to[PATH_MAX];
+	uint64_t one = 1;
+	int dfd;
+
+	d->sync_err = 0;
+	partial_path(af, d->sha, from, sizeof from);
+	artifacts_path(af, d->sha, to, sizeof to);
+	if (fsync(d->fd) < 0) {
+		d->sync_err = errno;
+		d->sync_what = "sync the file";
+	} else if (rename(from, to) < 0) {
+		d->sync_err = errno;
+		d->sync_what = "move it into the cache";
+	} else if ((dfd = open(af->cache_dir, O_RDONLY | O_DIRECTORY)) >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	__atomic_store_n(&d->synced, 1, __ATOMIC_RELEASE);
+	if (write(af->efd, &one, sizeof one) < 0) {
+		/* The counter is full: the loop wakes anyway. */
+	}
+	return NULL;
+}
+
 /* Every byte is in: into the cache when size and digest match. */
 static void
 verify(artifacts_t *af, dl_t *d)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	char hex[SHA_HEX + 1], from[PATH_MAX], to[PATH_MAX], a[32];
-	uint64_t took = mono_ms() - d->started_mono;
+	char hex[SHA_HEX + 1];
 
 	EVP_DigestFinal_ex(d->md, md, &mdlen);
 	for (unsigned i = 0; i < mdlen && i * 2 < SHA_HEX; i++)
@@ -726,30 +915,24 @@ verify(artifacts_t *af, dl_t *d)
 		    "checksum mismatch: expected sha256 %s, got %s (%llu "
 		    "bytes)",
 		    d->sha, hex, (unsigned long long)d->have);
-	} else if (fsync(d->fd) < 0) {
-		set_reason(d, 0, "cannot sync: %s", strerror(errno));
 	} else {
-		partial_path(af, d->sha, from, sizeof from);
-		artifacts_path(af, d->sha, to, sizeof to);
-		fchmod(d->fd, 0444);
-		if (rename(from, to) == 0) {
-			int dfd = open(af->cache_dir, O_RDONLY | O_DIRECTORY);
-
-			if (dfd >= 0) {
-				fsync(dfd);
-				close(dfd);
-			}
-			human(d->have, a, sizeof a);
-			emit(af, d, "artifact.verified",
-			    "sha256:%.12s from %s: %s verified in %llums",
-			    d->sha, d->url, a, (unsigned long long)took);
-			log_info("artifact sha256:%.12s: %s from %s verified",
-			    d->sha, a, d->url);
-			drop_dl(af, d);
-			return;
+		/* Right: to the disk and into the cache, on a thread of its
+		 * own (an fsync of gigabytes takes seconds). */
+		if (d->src >= 0) {
+			close(d->src);
+			d->src = -1;
 		}
-		set_reason(d, 0, "cannot move into %s: %s", to,
-		    strerror(errno));
+		if (d->easy) {
+			curl_multi_remove_handle(af->multi, d->easy);
+			curl_easy_cleanup(d->easy);
+			d->easy = NULL;
+		}
+		fchmod(d->fd, 0444);
+		d->st = D_SYNC;
+		__atomic_store_n(&d->synced, 0, __ATOMIC_RELEASE);
+		if (pthread_create(&d->syncer, NULL, run_sync, d) != 0)
+			abort();
+		return;
 	}
 	/* Nothing of a wrong file is kept: the next try starts afresh. */
 	end_transfer(af, d);
@@ -758,6 +941,45 @@ verify(artifacts_t *af, dl_t *d)
 		fail(af, d);
 	else
 		attempt_failed(af, d);
+}
+
+/* A sync thread finished: the artifact is in the cache, or why not. */
+static int
+on_synced(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+	artifacts_t *af = arg;
+	uint64_t count;
+	char a[32];
+
+	if (read(af->efd, &count, sizeof count) < 0 && errno != EAGAIN)
+		log_warning("artifact cache: eventfd: %s", strerror(errno));
+	for (size_t i = af->n; i-- > 0;) {
+		dl_t *d = af->v[i];
+
+		if (d->st != D_SYNC ||
+		    !__atomic_load_n(&d->synced, __ATOMIC_ACQUIRE))
+			continue;
+		pthread_join(d->syncer, NULL);
+		if (d->sync_err) {
+			set_reason(d, 0, "cannot %s: %s", d->sync_what,
+			    strerror(d->sync_err));
+			end_transfer(af, d);
+			remove_partial(af, d);
+			attempt_failed(af, d);
+			continue;
+		}
+		human(d->have, a, sizeof a);
+		emit(af, d, "artifact.verified",
+		    "sha256:%.12s from %s: %s verified in %llums", d->sha,
+		    d->url, a,
+		    (unsigned long long)(mono_ms() - d->started_mono));
+		log_info("artifact sha256:%.12s: %s from %s verified", d->sha,
+		    a, d->url);
+		drop_dl(af, d);
+	}
+	if (af->hooks.progress)
+		af->hooks.progress(af->hooks.arg);
+	return 0;
 }
 
 static int
@@ -860,7 +1082,8 @@ transfers(const artifacts_t *af)
 
 	for (size_t i = 0; i < af->n; i++)
 		n += af->v[i]->st == D_HEAD || af->v[i]->st == D_GET ||
-		    af->v[i]->st == D_HASHING;
+		    af->v[i]->st == D_HASHING || af->v[i]->st == D_COPY ||
+		    af->v[i]->st == D_SYNC;
 	return n;
 }
 
@@ -868,7 +1091,7 @@ transfers(const artifacts_t *af)
 static void
 watch_transfer(artifacts_t *af, dl_t *d, uint64_t now)
 {
-	if (d->st == D_GET && d->total) {
+	if ((d->st == D_GET || d->st == D_COPY) && d->total) {
 		unsigned q = (unsigned)(d->have * 4 / d->total);
 		char a[32], b[32];
 
@@ -881,7 +1104,7 @@ watch_transfer(artifacts_t *af, dl_t *d, uint64_t now)
 			    q * 25);
 		}
 	}
-	if ((d->st == D_GET || d->st == D_HEAD) &&
+	if ((d->st == D_GET || d->st == D_HEAD || d->st == D_COPY) &&
 	    now - d->last_byte_mono >= af->stall_ms) {
 		set_reason(d, 0, "stalled: no data for %llums from %s",
 		    (unsigned long long)af->stall_ms, d->url);
@@ -903,10 +1126,7 @@ on_pump(zloop_t *loop, int timer_id, void *arg)
 	for (size_t i = af->n; i-- > 0;) {
 		dl_t *d = af->v[i];
 
-		if (d->st == D_HASHING)
-			hash_chunk(af, d);
-		else
-			watch_transfer(af, d, now);
+		watch_transfer(af, d, now);
 	}
 	for (size_t i = 0; i < af->n && transfers(af) < af->downloads_max;
 	     i++) {
@@ -970,7 +1190,7 @@ artifacts_new(zloop_t *loop, const artifacts_config_t *cfg,
 	int r;
 
 	af->loop = loop;
-	af->timer = -1;
+	af->timer = af->work = af->efd = -1;
 	af->dir = xstrdup(cfg->dir);
 	af->cache_dir = xasprintf("%s/sha256", cfg->dir);
 	af->partial_dir = xasprintf("%s/partial", cfg->dir);
@@ -991,6 +1211,19 @@ artifacts_new(zloop_t *loop, const artifacts_config_t *cfg,
 		return r;
 	}
 	sweep_partials(af);
+	af->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (af->efd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "artifact cache: eventfd: %s",
+		    strerror(errno));
+		artifacts_destroy(&af);
+		return r;
+	}
+	{
+		zmq_pollitem_t item = { .fd = af->efd, .events = ZMQ_POLLIN };
+
+		zloop_poller(loop, &item, on_synced, af);
+	}
 	af->multi = curl_multi_init();
 	if (!af->multi)
 		abort();
@@ -1018,6 +1251,14 @@ artifacts_destroy(artifacts_t **afp)
 		zloop_timer_end(af->loop, af->timer);
 	if (af->pump)
 		zloop_timer_end(af->loop, af->pump);
+	if (af->work >= 0)
+		zloop_timer_end(af->loop, af->work);
+	if (af->efd >= 0) {
+		zmq_pollitem_t item = { .fd = af->efd };
+
+		zloop_poller_end(af->loop, &item);
+		close(af->efd);
+	}
 	for (size_t i = 0; i < af->npins; i++)
 		free(af->pins[i]);
 	free(af->pins);
@@ -1055,7 +1296,7 @@ artifacts_want(artifacts_t *af, const Shoal__Artifact *a, const char *service,
 		d->url = xstrdup(a->url);
 		snprintf(d->service, sizeof d->service, "%s", service);
 		d->size = d->total = a->size;
-		d->fd = -1;
+		d->fd = d->src = -1;
 		d->md = EVP_MD_CTX_new();
 		if (!d->md)
 			abort();

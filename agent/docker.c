@@ -863,6 +863,19 @@ list_item(docker_container_t *c, json_t *item)
 	if (status && sscanf(status, "Exited (%d)", &c->exit_code) != 1)
 		c->exit_code = 0;
 	fill_labels(c, json_object_get(item, "Labels"));
+	json_array_foreach(json_object_get(item, "Mounts"), k, p)
+	{
+		const char *src =
+		    json_string_value(json_object_get(p, "Source"));
+		const char *base = src ? strrchr(src, '/') : NULL;
+
+		if (!base || base - src < 7 ||
+		    strncmp(base - 7, "/sha256", 7) != 0 ||
+		    strspn(base + 1, "0123456789abcdef") != 64 || base[65] ||
+		    c->n_artifacts >= DOCKER_ARTIFACTS_MAX)
+			continue;
+		memcpy(c->artifacts[c->n_artifacts++], base + 1, 65);
+	}
 	json_array_foreach(json_object_get(item, "Ports"), k, p)
 	{
 		c->host_port = port_number(

@@ -18,6 +18,7 @@
 
 #define DOCKER_API_FLOOR "1.41"
 #define DOCKER_ID_MAX 64 /* hex container id */
+#define DOCKER_ARTIFACTS_MAX 16
 
 typedef struct docker docker_t;
 
@@ -49,6 +50,10 @@ typedef struct docker_container {
 	uint64_t revision;   /* label shoal.revision */
 	char node[64];       /* label shoal.node */
 	uint64_t started_ms; /* State.StartedAt; 0: never */
+	/* list only: the digests of the artifacts it mounts (bind sources
+	 * named .../sha256/<64 hex>) */
+	char artifacts[DOCKER_ARTIFACTS_MAX][65];
+	unsigned n_artifacts;
 } docker_container_t;
 
 /*

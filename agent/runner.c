@@ -69,6 +69,9 @@ typedef struct ctr {
 	uint64_t next_probe_mono;
 	int probing; /* a probe job in flight */
 	int staged;  /* a healthy candidate told not to serve yet */
+	/* adopted (spec NULL): the artifacts it mounts, for the pins */
+	char (*artifacts)[65];
+	unsigned n_artifacts;
 } ctr_t;
 
 typedef struct slot {
@@ -236,6 +239,7 @@ ctr_clear(ctr_t *c)
 {
 	if (c->spec)
 		shoal__service_spec__free_unpacked(c->spec, NULL);
+	free(c->artifacts);
 	memset(c, 0, sizeof *c);
 }
 
@@ -869,6 +873,12 @@ ctr_of(const docker_container_t *c)
 	ctr_t ctr = { .revision = c->revision, .port = c->host_port };
 
 	snprintf(ctr.id, sizeof ctr.id, "%s", c->id);
+	if (c->n_artifacts) {
+		ctr.artifacts = xcalloc(c->n_artifacts, sizeof *ctr.artifacts);
+		memcpy(ctr.artifacts, c->artifacts,
+		    c->n_artifacts * sizeof *ctr.artifacts);
+		ctr.n_artifacts = c->n_artifacts;
+	}
 	return ctr;
 }
 
@@ -1127,6 +1137,18 @@ pin_spec(const Shoal__ServiceSpec *spec, const char ***v, size_t *n)
 	}
 }
 
+/* A container's artifacts: its spec's, or (adopted, no spec) those its
+ * mounts named when it was listed. */
+static void
+pin_ctr(const ctr_t *c, const char ***v, size_t *n)
+{
+	pin_spec(c->spec, v, n);
+	for (unsigned i = 0; i < c->n_artifacts; i++) {
+		*v = xrealloc(*v, (*n + 1) * sizeof **v);
+		(*v)[(*n)++] = c->artifacts[i];
+	}
+}
+
 void
 runner_pin_artifacts(runner_t *rn)
 {
@@ -1139,9 +1161,9 @@ runner_pin_artifacts(runner_t *rn)
 		if (s->want)
 			pin_spec(s->want->spec, &v, &n);
 		pin_spec(s->pre_spec, &v, &n);
-		pin_spec(s->active.spec, &v, &n);
-		pin_spec(s->cand.spec, &v, &n);
-		pin_spec(s->prev.spec, &v, &n);
+		pin_ctr(&s->active, &v, &n);
+		pin_ctr(&s->cand, &v, &n);
+		pin_ctr(&s->prev, &v, &n);
 	}
 	artifacts_pin(rn->artifacts, v, n);
 	free(v);

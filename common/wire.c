@@ -639,6 +639,14 @@ wire_rollout_node_state_name(Shoal__RolloutNode__State s)
 }
 
 const char *
+wire_prestage_state_name(Shoal__Prestage__State s)
+{
+	static const char *const names[] = { "preparing", "ready", "failed" };
+
+	return NAME_OF(names, s);
+}
+
+const char *
 wire_strategy_name(Shoal__UpdateStrategy__Kind k)
 {
 	static const char *const names[] = { "rolling", "canary",

@@ -62,5 +62,6 @@ const char *wire_service_state_name(Shoal__ServiceStatus__State s);
 const char *wire_rollout_state_name(Shoal__Rollout__State s);
 const char *wire_rollout_node_state_name(Shoal__RolloutNode__State s);
 const char *wire_strategy_name(Shoal__UpdateStrategy__Kind k);
+const char *wire_prestage_state_name(Shoal__Prestage__State s);
 
 #endif

@@ -26,25 +26,6 @@ rstate(const Shoal__Rollout *ro)
 	return wire_rollout_state_name(ro->state);
 }
 
-/* "12.0 MiB": bytes for people. */
-static void
-bytes_text(uint64_t b, char *buf, size_t size)
-{
-	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)b / 1024;
-	size_t u = 0;
-
-	if (b < 1024) {
-		snprintf(buf, size, "%llu B", (unsigned long long)b);
-		return;
-	}
-	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, size, "%.1f %s", v, units[u]);
-}
-
 /* "3.0 MiB/12.0 MiB" of artifacts a node has prepared; "-": none known. */
 static void
 prepared_text(const Shoal__RolloutNode *n, char *buf, size_t size)

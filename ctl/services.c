@@ -184,15 +184,25 @@ static json_t *
 status_json(const Shoal__NodeServiceStatus *row)
 {
 	const Shoal__ServiceStatus *st = row->status;
+	const Shoal__Prestage *p = st->prestage;
+	json_t *pre = p ? json_pack("{s:I,s:s,s:I,s:I,s:s*}", "revision",
+	                      (json_int_t)p->revision, "state",
+	                      wire_prestage_state_name(p->state), "bytes_done",
+	                      (json_int_t)p->bytes_done, "bytes_total",
+	                      (json_int_t)p->bytes_total, "reason",
+	                      p->reason[0] ? p->reason : NULL)
+	                : json_null();
 
-	return json_pack("{s:s,s:I,s:s,s:s*,s:s*,s:s*,s:I,s:i,s:o}", "node",
-	    row->node, "revision", (json_int_t)st->revision, "state",
+	return json_pack("{s:s,s:I,s:s,s:s*,s:s*,s:s*,s:I,s:i,s:o,s:I,s:I,s:o}",
+	    "node", row->node, "revision", (json_int_t)st->revision, "state",
 	    wire_service_state_name(st->state), "container",
 	    st->container[0] ? st->container : NULL, "endpoint",
 	    st->endpoint[0] ? st->endpoint : NULL, "reason",
 	    st->reason[0] ? st->reason : NULL, "serving_revision",
 	    (json_int_t)st->serving_revision, "restarts", (int)st->restarts,
-	    "since", time_json(st->since_ms));
+	    "since", time_json(st->since_ms), "bytes_done",
+	    (json_int_t)st->bytes_done, "bytes_total",
+	    (json_int_t)st->bytes_total, "prestage", pre);
 }
 
 int
@@ -241,13 +251,36 @@ cmd_status(ctl_t *c, int argc, char **argv)
 			const Shoal__ServiceStatus *st =
 			    cr->statuses[k]->status;
 
+			char why[600], a[32], b[32];
+
+			snprintf(why, sizeof why, "%s", st->reason);
+			if (!why[0] &&
+			    st->state ==
+			        SHOAL__SERVICE_STATUS__STATE__PREPARING &&
+			    st->bytes_total) {
+				bytes_text(st->bytes_done, a, sizeof a);
+				bytes_text(st->bytes_total, b, sizeof b);
+				snprintf(why, sizeof why, "artifacts %s of %s",
+				    a, b);
+			} else if (!why[0] && st->prestage) {
+				bytes_text(st->prestage->bytes_done, a,
+				    sizeof a);
+				bytes_text(st->prestage->bytes_total, b,
+				    sizeof b);
+				snprintf(why, sizeof why,
+				    "revision %llu prestage %s: %s of %s%s%s",
+				    (unsigned long long)st->prestage->revision,
+				    wire_prestage_state_name(
+				        st->prestage->state),
+				    a, b, st->prestage->reason[0] ? ": " : "",
+				    st->prestage->reason);
+			}
 			printf("%-24s %8llu %-10s %-14.12s %-21s %s\n",
 			    cr->statuses[k]->node,
 			    (unsigned long long)st->revision,
 			    wire_service_state_name(st->state),
 			    st->container[0] ? st->container : "-",
-			    st->endpoint[0] ? st->endpoint : "-",
-			    st->reason[0] ? st->reason : "");
+			    st->endpoint[0] ? st->endpoint : "-", why);
 		}
 	}
 	shoal__envelope__free_unpacked(rep, NULL);

@@ -64,13 +64,14 @@ start coordinator shoal-coordinator -c /dev/null --state-dir "$SCRATCH/coord" \
 	--control "$SHOAL_CONTROL"
 wait_for 10 test -S "$SCRATCH/control.sock"
 ok $? "coordinator starts"
-for n in $NODES; do
-	start "$n" shoal-agent -c /dev/null --state-dir "$SCRATCH/$n" --node-id "$n" \
+start_agent() { # start_agent NODE BUDGET
+	start "$1" shoal-agent -c /dev/null --state-dir "$SCRATCH/$1" --node-id "$1" \
 		--label role=model --coordinator "tcp://127.0.0.1:$PORT" \
 		--heartbeat "$HB" --runtime-socket "$SHOAL_RUNTIME_SOCKET" \
 		--artifact-stall-timeout 2s --artifact-attempts 3 \
-		--artifact-cache-budget 16Mi
-done
+		--artifact-cache-budget "$2"
+}
+for n in $NODES; do start_agent "$n" 16Mi; done
 wait_for 20 json_ok '[.[] | select(.state == "online")] | length == 2' shoalctl nodes --json
 ok $? "two agents online"
 
@@ -246,5 +247,31 @@ for n in $NODES; do
 	check "$n still caches the artifacts of both revisions" \
 		sh -c "test -f '$SCRATCH/$n/artifacts/sha256/$(sha iris-a)' && test -f '$SCRATCH/$n/artifacts/sha256/$(sha iris-d)'"
 done
+
+# -- pins survive an agent restart ----------------------------------------------
+# $A caches weights a (serving), d (revision 5, kept stopped for rollback)
+# and c (the twins', deleted). Restarted with a 5Mi budget, it must make
+# room for weights b: c goes, but a and d stay pinned, d by the mount of
+# the kept container it adopted, so b does not fit.
+kill -TERM "$(pid_of "$A")"
+wait "$(pid_of "$A")"
+start_agent "$A" 5Mi
+wait_for 30 json_ok ".[] | select(.id == \"$A\") | .state == \"online\"" shoalctl nodes --json
+ok $? "$A restarts with an artifact cache budget of 5Mi"
+wait_for 30 json_ok "any(.nodes[]; .node == \"$A\" and .state == \"healthy\")" status
+ok $? "... and adopts its healthy container"
+spec "$SCRATCH/v6.yaml" iris "$WEB/iris-b.txt" "$(sha iris-b)"
+shoalctl apply -f "$SCRATCH/v6.yaml" --message "weights b" >/dev/null
+ok $? "apply revision 6 with weights b"
+wait_for 60 json_ok '.to_revision == 6 and (.state == "reverted" or .state == "succeeded")' rollout
+check "the rollout stops: b does not fit beside what $A must keep" \
+	json_ok ".state == \"reverted\" and any(.nodes[]; .node == \"$A\" and .state == \"failed\" and (.reason | test(\"pinned or downloading artifacts with a budget of 5.0 MiB\")))" rollout
+check "the unpinned artifact (c) was evicted for it" sh -c "! test -f '$SCRATCH/$A/artifacts/sha256/$(sha iris-c)'"
+check "the serving one (a) stays" cached "$A" "$(sha iris-a)"
+check "the kept revision's one (d) stays, pinned through the adopted container" \
+	cached "$A" "$(sha iris-d)"
+check "the eviction is an event" \
+	json_ok "any(.[]; .kind == \"artifact.evicted\" and (.message | test(\"$(sha iris-c | cut -c1-12)\")))" events
+check "revision 1 keeps serving" serves "$A" iris-a
 
 done_testing

@@ -42,8 +42,7 @@ typedef struct events {
 static events_t evs;
 
 static void
-on_event(const char *kind, const char *service, const char *message,
-    void *arg)
+on_event(const char *kind, const char *service, const char *message, void *arg)
 {
 	if (evs.n < 64)
 		snprintf(evs.kinds[evs.n++], sizeof evs.kinds[0], "%s", kind);
@@ -204,8 +203,10 @@ test_download(zloop_t *loop)
 	b = artifact(path, ZEROS, 0);
 	st = fetch(loop, af, &b, 0);
 	is_int(st.state, ARTIFACT_FAILED, "a checksum mismatch fails");
-	ok(st.reason && strstr(st.reason, "checksum mismatch: expected sha256 "
-	                                  "0000000000000000") &&
+	ok(st.reason &&
+	        strstr(st.reason,
+	            "checksum mismatch: expected sha256 "
+	            "0000000000000000") &&
 	        strstr(st.reason, other),
 	    "the reason names both digests");
 	ok(!exists("c1/sha256", b.sha256) && !exists("c1/partial", b.sha256),
@@ -336,7 +337,8 @@ test_budget(zloop_t *loop)
 		a[4].size = 4096;
 		st = fetch(loop, af, &a[4], 1);
 		ok(st.state == ARTIFACT_FAILED && st.reason &&
-		        strstr(st.reason, "more than the artifact cache budget"),
+		        strstr(st.reason,
+		            "more than the artifact cache budget"),
 		    "larger than the budget: refused up front");
 		is_int((int)(artifacts_downloaded(af) - before), 0,
 		    "... with no byte downloaded");
@@ -395,7 +397,8 @@ test_https(zloop_t *loop)
 		if (chdir(dir) < 0)
 			_exit(127);
 		execlp("openssl", "openssl", "s_server", "-quiet", "-WWW",
-		    "-accept", accept, "-cert", cert, "-key", key, (char *)NULL);
+		    "-accept", accept, "-cert", cert, "-key", key,
+		    (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 100 && !up; i++) {

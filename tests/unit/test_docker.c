@@ -455,7 +455,12 @@ test_list(docker_t *d)
 	    "\"Status\":\"Up 3 minutes\",\"Ports\":[{\"PrivatePort\":8080,"
 	    "\"PublicPort\":41000,\"Type\":\"tcp\"}],\"Labels\":{"
 	    "\"shoal.service\":\"s\",\"shoal.revision\":\"1\","
-	    "\"shoal.node\":\"n1\"}},"
+	    "\"shoal.node\":\"n1\"},\"Mounts\":[{\"Type\":\"bind\","
+	    "\"Source\":\"/var/lib/shoal-agent/artifacts/sha256/"
+	    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\""
+	    ","
+	    "\"Destination\":\"/models/w\"},{\"Source\":\"/etc/hosts\"},"
+	    "{\"Source\":\"/x/sha256/short\"}]},"
 	    "{\"Names\":[\"/no-id\"]},"
 	    "{\"Id\":\"bbb\",\"Names\":[\"/shoal-n-s-r2\"],"
 	    "\"State\":\"exited\",\"Status\":\"Exited (137) 2 seconds ago\","
@@ -477,6 +482,12 @@ test_list(docker_t *d)
 	        v[1].exit_code == 137 && v[1].host_port == 0 &&
 	        v[1].revision == 2,
 	    "list: the exit code from Status");
+	ok(n == 2 && v[0].n_artifacts == 1 &&
+	        strcmp(v[0].artifacts[0],
+	            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
+	            "2b0b822cd15d6c15b0f00a08") == 0 &&
+	        v[1].n_artifacts == 0,
+	    "list: the artifact digests its bind mounts name, nothing else");
 	free(v);
 
 	v = NULL;
