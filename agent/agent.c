@@ -63,6 +63,7 @@ const config_field_t agent_config_fields[] = {
 	    1000, 3600 * 1000 },
 	{ "artifact_attempts", CONFIG_UINT, OPT(artifact_attempts), 1, 100 },
 	{ "artifact_ca_file", CONFIG_STRING, OPT(artifact_ca_file) },
+	{ "artifact_file_root", CONFIG_STRING, OPT(artifact_file_root) },
 	{ NULL },
 };
 
@@ -896,6 +897,7 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 			.stall_ms = opts->artifact_stall_ms,
 			.attempts = (unsigned)opts->artifact_attempts,
 			.ca_file = opts->artifact_ca_file,
+			.file_root = opts->artifact_file_root,
 		};
 		artifacts_hooks_t ahooks = {
 			.event = runner_event,

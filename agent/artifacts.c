@@ -41,6 +41,8 @@
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 30000
 #define CONNECT_TIMEOUT_S 30
+/* Slower than this for four stall timeouts is a stall too. */
+#define LOW_SPEED_BYTES 1024
 /* Free space a download leaves on the file system, at most. */
 #define FREE_RESERVE (64ull << 20)
 /* Partial files nobody resumed for this long are removed at start-up. */
@@ -66,6 +68,7 @@ typedef struct dl {
 	char service[SERVICE_NAME_MAX + 1];
 	uint64_t size;  /* the spec's; 0: not given */
 	uint64_t total; /* size, else what HEAD said; 0: unknown */
+	uint64_t cap;   /* total unknown: the most that fits */
 	int head_done;
 	dl_state_t st;
 	CURL *easy;
@@ -74,6 +77,7 @@ typedef struct dl {
 	int src;          /* D_COPY: the local file read */
 	uint64_t flushed; /* bytes handed to the disk (writeback) */
 	pthread_t syncer; /* D_SYNC */
+	int sync_running; /* syncer not joined yet */
 	int synced;       /* set by the syncer when done (atomic) */
 	int sync_err;
 	const char *sync_what;
@@ -101,6 +105,7 @@ struct artifacts {
 	int efd;  /* eventfd: a sync thread finished */
 	char *dir, *cache_dir, *partial_dir;
 	char *ca_file;
+	char *file_root; /* resolved; NULL: file:// refused */
 	uint64_t budget;
 	unsigned downloads_max, attempts;
 	uint64_t stall_ms;
@@ -241,21 +246,29 @@ scan_cache(const artifacts_t *af, entry_t **ret, size_t *ret_n)
 	return total;
 }
 
-/* Bytes still to come of the downloads other than d (their space is
- * promised already). */
-static uint64_t
-promised(const artifacts_t *af, const dl_t *d)
+/* What the downloads other than d hold or were promised: for the budget,
+ * a running one's whole size, any other's partial file; for the free
+ * space, the bytes still to come. */
+static void
+promised(const artifacts_t *af, const dl_t *d, uint64_t *ret_budget,
+    uint64_t *ret_disk)
 {
-	uint64_t sum = 0;
-
+	*ret_budget = *ret_disk = 0;
 	for (size_t i = 0; i < af->n; i++) {
 		const dl_t *o = af->v[i];
+		uint64_t whole = o->total > o->have ? o->total : o->have;
 
-		if (o != d &&
-		    (o->st == D_GET || o->st == D_HASHING || o->st == D_COPY))
-			sum += o->total > o->have ? o->total - o->have : 0;
+		if (o == d)
+			continue;
+		if (o->st == D_GET || o->st == D_HASHING || o->st == D_COPY) {
+			*ret_budget += whole;
+			*ret_disk += whole - o->have;
+		} else {
+			/* Waiting or failed: what its partial file holds
+			 * (a sync thread's file is whole already). */
+			*ret_budget += o->have;
+		}
 	}
-	return sum;
 }
 
 static uint64_t
@@ -290,7 +303,9 @@ static int
 reserve(artifacts_t *af, dl_t *d)
 {
 	uint64_t need = d->total > d->have ? d->total - d->have : 0;
-	uint64_t used, avail, keep, other = promised(af, d);
+	uint64_t whole = d->total > d->have ? d->total : d->have;
+	uint64_t used, avail, keep, other, other_disk, evictable = 0;
+	uint64_t budget_over = 0, disk_over = 0, freed = 0;
 	entry_t *v;
 	size_t n;
 	char a[32], b[32], c[32];
@@ -306,24 +321,51 @@ reserve(artifacts_t *af, dl_t *d)
 	}
 	if (af->hooks.pins)
 		af->hooks.pins(af->hooks.arg);
+	promised(af, d, &other, &other_disk);
 	used = scan_cache(af, &v, &n);
 	avail = free_bytes(af, &keep);
 	qsort(v, n, sizeof *v, by_use);
-	for (size_t i = 0; i < n; i++) {
-		int over_budget =
-		    af->budget && used + other + need > af->budget;
-		int over_disk = avail < need + other + keep;
+	for (size_t i = 0; i < n; i++)
+		if (!pinned(af, v[i].sha) && strcmp(v[i].sha, d->sha) != 0)
+			evictable += v[i].bytes;
+	if (af->budget && used + other + whole > af->budget)
+		budget_over = used + other + whole - af->budget;
+	if (avail < need + other_disk + keep)
+		disk_over = need + other_disk + keep - avail;
+	/* Evict only when that makes it fit: a download that cannot fit
+	 * anyway leaves the cache as it is. */
+	if (budget_over > evictable) {
+		human(need, a, sizeof a);
+		human(used + other - evictable, b, sizeof b);
+		human(af->budget, c, sizeof c);
+		set_reason(d, 0,
+		    "sha256:%.12s needs %s more, but the artifact cache "
+		    "holds %s of pinned or downloading artifacts with a "
+		    "budget of %s (artifact_cache_budget)",
+		    d->sha, a, b, c);
+		free(v);
+		return -1;
+	}
+	if (disk_over > evictable) {
+		human(need, a, sizeof a);
+		human(avail + evictable, b, sizeof b);
+		set_reason(d, 0,
+		    "sha256:%.12s needs %s, only %s free on the file system "
+		    "of %s",
+		    d->sha, a, b, af->dir);
+		free(v);
+		return -1;
+	}
+	for (size_t i = 0; i < n && (freed < budget_over || freed < disk_over);
+	     i++) {
 		char path[PATH_MAX];
 
-		if (!over_budget && !over_disk)
-			break;
 		if (pinned(af, v[i].sha) || strcmp(v[i].sha, d->sha) == 0)
 			continue;
 		artifacts_path(af, v[i].sha, path, sizeof path);
 		if (unlink(path) < 0)
 			continue;
-		used -= v[i].bytes;
-		avail += v[i].bytes;
+		freed += v[i].bytes;
 		human(v[i].bytes, a, sizeof a);
 		emit(af, d, "artifact.evicted",
 		    "sha256:%.12s (%s, the least recently used) evicted to "
@@ -332,25 +374,21 @@ reserve(artifacts_t *af, dl_t *d)
 		log_info("artifact sha256:%.12s evicted (%s)", v[i].sha, a);
 	}
 	free(v);
-	if (af->budget && used + other + need > af->budget) {
-		human(need, a, sizeof a);
-		human(used + other, b, sizeof b);
-		human(af->budget, c, sizeof c);
-		set_reason(d, 0,
-		    "sha256:%.12s needs %s more, but the artifact cache "
-		    "holds %s of pinned or downloading artifacts with a "
-		    "budget of %s (artifact_cache_budget)",
-		    d->sha, a, b, c);
-		return -1;
-	}
-	if (avail < need + other + keep) {
-		human(need, a, sizeof a);
-		human(avail, b, sizeof b);
-		set_reason(d, 0,
-		    "sha256:%.12s needs %s, only %s free on the file system "
-		    "of %s",
-		    d->sha, a, b, af->dir);
-		return -1;
+	/* Without a size: what fits is the most it may write. */
+	d->cap = 0;
+	if (!d->total) {
+		uint64_t room = avail + freed > other_disk + keep
+		    ? avail + freed - other_disk - keep
+		    : 0;
+
+		if (af->budget) {
+			uint64_t left = af->budget > used - freed + other
+			    ? af->budget - (used - freed + other)
+			    : 0;
+
+			room = left < room ? left : room;
+		}
+		d->cap = room ? room : 1;
 	}
 	return 0;
 }
@@ -359,6 +397,7 @@ reserve(artifacts_t *af, dl_t *d)
 
 static void check_done(artifacts_t *af);
 static void work_kick(artifacts_t *af);
+static void verify(artifacts_t *af, dl_t *d);
 
 static int
 on_socket_ready(zloop_t *loop, zmq_pollitem_t *item, void *arg)
@@ -483,27 +522,44 @@ is_file(const dl_t *d)
 	return strncmp(d->url, "file://", 7) == 0;
 }
 
-/* The local path of a file:// url (decoded); NULL when it names a host.
- * The caller frees. */
+/*
+ * The local path of a file:// url, resolved, when it lies under the
+ * configured file root (a spec must not read the agent's own files);
+ * else NULL and why. The caller frees.
+ */
 static char *
-local_path(const dl_t *d)
+local_path(const artifacts_t *af, const dl_t *d, char *why, size_t whylen)
 {
 	CURLU *u = curl_url();
-	char *host = NULL, *path = NULL, *ret = NULL;
+	char *host = NULL, *path = NULL, *real = NULL;
+	size_t rootlen = af->file_root ? strlen(af->file_root) : 0;
 
 	if (!u)
 		abort();
-	if (curl_url_set(u, CURLUPART_URL, d->url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_PATH, &path, CURLU_URLDECODE) ==
+	if (!af->file_root) {
+		snprintf(why, whylen,
+		    "file:// artifacts are off on this node (set "
+		    "artifact_file_root)");
+	} else if (curl_url_set(u, CURLUPART_URL, d->url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &path, CURLU_URLDECODE) !=
 	        CURLUE_OK) {
-		curl_url_get(u, CURLUPART_HOST, &host, 0);
-		if (!host || !host[0] || strcmp(host, "localhost") == 0)
-			ret = xstrdup(path);
+		snprintf(why, whylen, "%s: not a file url", d->url);
+	} else if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    host[0] && strcmp(host, "localhost") != 0) {
+		snprintf(why, whylen, "%s: names another host", d->url);
+	} else if (!(real = realpath(path, NULL))) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+	} else if (strncmp(real, af->file_root, rootlen) != 0 ||
+	    (real[rootlen] != '/' && af->file_root[rootlen - 1] != '/')) {
+		snprintf(why, whylen, "%s is outside artifact_file_root %s",
+		    real, af->file_root);
+		free(real);
+		real = NULL;
 	}
 	curl_free(host);
 	curl_free(path);
 	curl_url_cleanup(u);
-	return ret;
+	return real;
 }
 
 /* Bytes of the artifact: into the partial file and the digest. 0, or -1
@@ -518,14 +574,25 @@ take(dl_t *d, const char *ptr, size_t n)
 		    (unsigned long long)d->total);
 		return -1;
 	}
+	if (!d->total && d->cap && d->have + n > d->cap) {
+		char a[32];
+
+		human(d->cap, a, sizeof a);
+		set_reason(d, 1,
+		    "no size given and more than the %s that fit in the "
+		    "cache budget and the free space; give the artifact a size",
+		    a);
+		return -1;
+	}
 	while (off < n) {
 		ssize_t w = write(d->fd, ptr + off, n - off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			set_reason(d, errno != ENOSPC, "cannot write: %s",
-			    strerror(errno));
+			/* A full disk is not retried into: what was
+			 * written goes (see on_data's callers). */
+			set_reason(d, 1, "cannot write: %s", strerror(errno));
 			return -1;
 		}
 		off += (size_t)w;
@@ -575,6 +642,10 @@ new_easy(artifacts_t *af, dl_t *d)
 	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
 	curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
+	/* A trickle holds a download slot as surely as a stall. */
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)LOW_SPEED_BYTES);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+	    (long)(af->stall_ms / 1000 * 4 > 8 ? af->stall_ms / 1000 * 4 : 8));
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "shoal-agent/" PACKAGE_VERSION);
 	if (af->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, af->ca_file);
@@ -636,6 +707,14 @@ start_head(artifacts_t *af, dl_t *d)
 	curl_multi_add_handle(af->multi, d->easy);
 }
 
+/* All bytes already there (a crash between the last byte and the move
+ * into the cache): nothing to fetch, only to check. */
+static int
+complete(const dl_t *d)
+{
+	return d->total && d->have == d->total;
+}
+
 static void
 start_get(artifacts_t *af, dl_t *d)
 {
@@ -651,14 +730,25 @@ start_get(artifacts_t *af, dl_t *d)
 		return;
 	}
 	d->flushed = d->have;
+	if (complete(d)) {
+		verify(af, d);
+		return;
+	}
 	if (is_file(d)) {
-		char *path = local_path(d);
+		char why[REASON_MAX];
+		char *path = local_path(af, d, why, sizeof why);
+		struct stat sb;
 
-		d->src = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-		if (d->src < 0) {
-			set_reason(d, 1, "cannot open %s: %s",
-			    path ? path : d->url,
-			    path ? strerror(errno) : "not a local file");
+		d->src =
+		    path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+		if (d->src < 0 || fstat(d->src, &sb) < 0 ||
+		    !S_ISREG(sb.st_mode)) {
+			if (path)
+				snprintf(why, sizeof why, "cannot read %s: %s",
+				    path,
+				    d->src < 0 ? strerror(errno)
+				               : "not a regular file");
+			set_reason(d, 1, "%s", why);
 			free(path);
 			attempt_failed(af, d);
 			return;
@@ -705,15 +795,16 @@ open_partial(artifacts_t *af, dl_t *d)
 		set_reason(d, 0, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if ((uint64_t)sb.st_size == d->have && d->hashed == d->have && d->have)
-		return 0; /* hashed already, in this process */
 	if (d->total && (uint64_t)sb.st_size > d->total) {
+		d->have = d->hashed = 0;
 		if (ftruncate(d->fd, 0) < 0) {
 			set_reason(d, 0, "%s: %s", path, strerror(errno));
 			return -1;
 		}
 		sb.st_size = 0;
 	}
+	if ((uint64_t)sb.st_size == d->have && d->hashed == d->have && d->have)
+		return 0; /* hashed already, in this process */
 	EVP_DigestInit_ex(d->md, EVP_sha256(), NULL);
 	d->have = d->hashed = 0;
 	if (sb.st_size > 0)
@@ -731,10 +822,16 @@ begin(artifacts_t *af, dl_t *d)
 	}
 	if (!d->head_done && !d->size && is_file(d)) {
 		/* What HEAD is to http: the size, for the checks. */
-		char *path = local_path(d);
+		char why[REASON_MAX];
+		char *path = local_path(af, d, why, sizeof why);
 		struct stat sb;
 
-		if (path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+		if (!path) {
+			set_reason(d, 1, "%s", why);
+			fail(af, d);
+			return;
+		}
+		if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
 			d->total = (uint64_t)sb.st_size;
 		free(path);
 		d->head_done = 1;
@@ -783,8 +880,6 @@ hash_step(artifacts_t *af, dl_t *d)
 	}
 }
 
-static void verify(artifacts_t *af, dl_t *d);
-
 /* One chunk of a file:// artifact; at its end, the verification. */
 static void
 copy_step(artifacts_t *af, dl_t *d)
@@ -814,6 +909,7 @@ on_work(zloop_t *loop, int timer_id, void *arg)
 	uint64_t until = mono_ms() + WORK_SLICE_MS;
 	int busy = 1;
 
+	af->work = -1; /* one-shot: gone now */
 	while (busy && mono_ms() < until) {
 		busy = 0;
 		/* Backwards: a verified entry is dropped. */
@@ -829,10 +925,11 @@ on_work(zloop_t *loop, int timer_id, void *arg)
 			}
 		}
 	}
-	if (!busy) {
-		zloop_timer_end(loop, timer_id);
-		af->work = -1;
-	}
+	/* A one-shot timer a slice: a repeating one would have to end
+	 * itself, which zloop does not allow from its own handler once
+	 * the loop has been stopped and started again. */
+	if (busy)
+		work_kick(af);
 	if (af->hooks.progress)
 		af->hooks.progress(af->hooks.arg);
 	return 0;
@@ -842,7 +939,7 @@ static void
 work_kick(artifacts_t *af)
 {
 	if (af->work < 0)
-		af->work = zloop_timer(af->loop, 1, 0, on_work, af);
+		af->work = zloop_timer(af->loop, 1, 1, on_work, af);
 }
 
 static void
@@ -851,8 +948,9 @@ drop_dl(artifacts_t *af, dl_t *d)
 	for (size_t i = 0; i < af->n; i++) {
 		if (af->v[i] != d)
 			continue;
-		if (d->st == D_SYNC)
+		if (d->sync_running)
 			pthread_join(d->syncer, NULL);
+		d->sync_running = 0;
 		end_transfer(af, d);
 		EVP_MD_CTX_free(d->md);
 		free(d->url);
@@ -884,6 +982,9 @@ run_sync(void *arg)
 	} else if (rename(from, to) < 0) {
 		d->sync_err = errno;
 		d->sync_what = "move it into the cache";
+	} else if (fchmod(d->fd, 0444) < 0) {
+		d->sync_err = errno;
+		d->sync_what = "make it read-only";
 	} else if ((dfd = open(af->cache_dir, O_RDONLY | O_DIRECTORY)) >= 0) {
 		fsync(dfd);
 		close(dfd);
@@ -927,11 +1028,11 @@ verify(artifacts_t *af, dl_t *d)
 			curl_easy_cleanup(d->easy);
 			d->easy = NULL;
 		}
-		fchmod(d->fd, 0444);
 		d->st = D_SYNC;
 		__atomic_store_n(&d->synced, 0, __ATOMIC_RELEASE);
 		if (pthread_create(&d->syncer, NULL, run_sync, d) != 0)
 			abort();
+		d->sync_running = 1;
 		return;
 	}
 	/* Nothing of a wrong file is kept: the next try starts afresh. */
@@ -960,6 +1061,7 @@ on_synced(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 		    !__atomic_load_n(&d->synced, __ATOMIC_ACQUIRE))
 			continue;
 		pthread_join(d->syncer, NULL);
+		d->sync_running = 0;
 		if (d->sync_err) {
 			set_reason(d, 0, "cannot %s: %s", d->sync_what,
 			    strerror(d->sync_err));
@@ -1195,6 +1297,16 @@ artifacts_new(zloop_t *loop, const artifacts_config_t *cfg,
 	af->cache_dir = xasprintf("%s/sha256", cfg->dir);
 	af->partial_dir = xasprintf("%s/partial", cfg->dir);
 	af->ca_file = cfg->ca_file ? xstrdup(cfg->ca_file) : NULL;
+	if (cfg->file_root && cfg->file_root[0]) {
+		af->file_root = realpath(cfg->file_root, NULL);
+		if (!af->file_root) {
+			r = -errno;
+			snprintf(err, errlen, "artifact_file_root %s: %s",
+			    cfg->file_root, strerror(errno));
+			artifacts_destroy(&af);
+			return r;
+		}
+	}
 	af->budget = cfg->budget_bytes;
 	af->downloads_max = cfg->downloads_max ? cfg->downloads_max
 	                                       : ARTIFACTS_DOWNLOADS_DEFAULT;
@@ -1267,6 +1379,7 @@ artifacts_destroy(artifacts_t **afp)
 	free(af->cache_dir);
 	free(af->partial_dir);
 	free(af->ca_file);
+	free(af->file_root);
 	free(af);
 	*afp = NULL;
 }
@@ -1281,6 +1394,12 @@ artifacts_want(artifacts_t *af, const Shoal__Artifact *a, const char *service,
 
 	memset(st, 0, sizeof *st);
 	artifacts_path(af, a->sha256, path, sizeof path);
+	if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		/* Not ours (a runtime made a directory of a missing bind
+		 * source): it would block the move into the cache. */
+		if (rmdir(path) < 0)
+			unlink(path);
+	}
 	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
 		/* Wanted now: the last to be evicted. */
 		utimensat(AT_FDCWD, path, NULL, 0);

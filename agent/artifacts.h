@@ -54,6 +54,7 @@ typedef struct artifacts_config {
 	uint64_t stall_ms;      /* no byte for this long fails an attempt */
 	unsigned attempts;      /* per download, resumes included */
 	const char *ca_file;    /* https: trust these CAs; NULL: the system's */
+	const char *file_root;  /* file:// may read below it; NULL: refused */
 } artifacts_config_t;
 
 typedef struct artifacts_hooks {

@@ -603,8 +603,33 @@ docker_create(docker_t *d, const docker_create_t *c, char *id, char *err,
 	if (c->cpus > 0)
 		json_object_set_new(host, "NanoCpus",
 		    json_integer((json_int_t)(c->cpus * 1e9 + 0.5)));
-	if (c->binds)
-		json_object_set_new(host, "Binds", string_array(c->binds));
+	if (c->binds) {
+		/* Mounts, not Binds: a missing source is an error instead of
+		 * an empty directory the runtime creates. */
+		json_t *mounts = json_array();
+
+		for (size_t i = 0; c->binds[i]; i++) {
+			const char *spec = c->binds[i],
+			           *colon = strchr(spec, ':');
+			const char *last = strrchr(spec, ':');
+			char *src, *dst;
+
+			if (!colon)
+				continue;
+			src = xasprintf("%.*s", (int)(colon - spec), spec);
+			dst = last > colon
+			    ? xasprintf("%.*s", (int)(last - colon - 1),
+			          colon + 1)
+			    : xstrdup(colon + 1);
+			json_array_append_new(mounts,
+			    json_pack("{s:s,s:s,s:s,s:b}", "Type", "bind",
+			        "Source", src, "Target", dst, "ReadOnly",
+			        last > colon && strcmp(last, ":ro") == 0));
+			free(src);
+			free(dst);
+		}
+		json_object_set_new(host, "Mounts", mounts);
+	}
 	if (c->gpus && (r = add_gpus(d, c, host, what, err, errlen)) < 0) {
 		json_decref(host);
 		goto out;

@@ -35,7 +35,8 @@ typedef struct docker_create {
 	double cpus;               /* 0: no limit */
 	unsigned gpus;             /* GPUs: a device request for this many
 	                              (dockerd), all as CDI devices (Podman) */
-	const char *const *binds;  /* "host:container:ro", NULL-terminated */
+	const char *const *binds;  /* "host:container:ro", NULL-terminated:
+	                              bind mounts whose source must exist */
 } docker_create_t;
 
 /* What inspect and list report of a container. */

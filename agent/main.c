@@ -40,6 +40,7 @@ enum {
 	OPT_ARTIFACT_STALL,
 	OPT_ARTIFACT_ATTEMPTS,
 	OPT_ARTIFACT_CA_FILE,
+	OPT_ARTIFACT_FILE_ROOT,
 };
 
 static const struct option options[] = {
@@ -60,6 +61,8 @@ static const struct option options[] = {
 	    OPT_ARTIFACT_STALL },
 	{ "artifact-attempts", required_argument, NULL, OPT_ARTIFACT_ATTEMPTS },
 	{ "artifact-ca-file", required_argument, NULL, OPT_ARTIFACT_CA_FILE },
+	{ "artifact-file-root", required_argument, NULL,
+	    OPT_ARTIFACT_FILE_ROOT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -106,6 +109,11 @@ usage(FILE *f)
 	    "      --artifact-ca-file FILE\n"
 	    "                             CA certificates for https "
 	    "(default: the system's)\n"
+	    "      --artifact-file-root DIR\n"
+	    "                             file:// artifacts may be read "
+	    "below DIR\n"
+	    "                             (default: none, file:// is "
+	    "refused)\n"
 	    "\n"
 	    "  -h, --help                 show this help\n"
 	    "  -V, --version              show the version\n"
@@ -192,6 +200,9 @@ apply_flags(int argc, char **argv, agent_options_t *o)
 			break;
 		case OPT_ARTIFACT_CA_FILE:
 			cli_set_string(&o->artifact_ca_file, optarg);
+			break;
+		case OPT_ARTIFACT_FILE_ROOT:
+			cli_set_string(&o->artifact_file_root, optarg);
 			break;
 		case OPT_LOG_LEVEL:
 			if (!log_level_valid(optarg))

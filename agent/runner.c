@@ -53,6 +53,8 @@
 #define BACKOFF_RESET_MS 60000
 #define PREPARE_RETRY_MIN_MS 30000
 #define PREPARE_RETRY_MAX_MS (5 * 60 * 1000)
+/* A removal the runtime refused (it races a container's own exit). */
+#define REMOVE_RETRY_MS 3000
 /* Without a health check: how often a running container is looked at. */
 #define WATCH_MS 2000
 #define HEALTHY_DEADLINE_DEFAULT_MS (5 * 60 * 1000)
@@ -96,7 +98,7 @@ typedef struct slot {
 	Shoal__ServiceSpec *pre_spec;
 	Shoal__Prestage__State pre_state;
 	int pre_asked, pre_busy;
-	uint64_t pre_done, pre_total, pre_retry_mono;
+	uint64_t pre_done, pre_total, pre_retry_mono, pre_backoff_ms;
 	char pre_reason[REASON_MAX];
 
 	uint64_t failed_rev; /* its bring-up failed: wait for a new state */
@@ -127,6 +129,10 @@ struct runner {
 	int listing;
 	int adopted; /* the first container list is in */
 	unsigned pulling;
+	/* containers a removal failed for, tried again at garbage_mono */
+	char **garbage;
+	size_t ngarbage;
+	uint64_t garbage_mono;
 
 	slot_t *v;
 	size_t n;
@@ -252,6 +258,7 @@ pre_clear(slot_t *s)
 	s->pre_rev = 0;
 	s->pre_asked = 0;
 	s->pre_done = s->pre_total = 0;
+	s->pre_backoff_ms = 0;
 	s->pre_reason[0] = '\0';
 	s->pre_state = SHOAL__PRESTAGE__STATE__PREPARING;
 }
@@ -1025,7 +1032,9 @@ fetch_all(runner_t *rn, const char *service, const Shoal__ServiceSpec *spec,
 		artifact_status_t st;
 
 		artifacts_want(rn->artifacts, a, service, retry, &st);
-		*done += st.done;
+		/* A server's size can be smaller than what came: never
+		 * report more done than in all. */
+		*done += st.total && st.done > st.total ? st.total : st.done;
 		*total += st.total ? st.total : st.done;
 		if (st.state == ARTIFACT_FAILED && all != ARTIFACT_FAILED) {
 			all = ARTIFACT_FAILED;
@@ -1045,7 +1054,14 @@ pre_fail(runner_t *rn, slot_t *s, const char *why)
 	wire_clean_text(s->pre_reason, sizeof s->pre_reason - 1, 1);
 	s->pre_state = SHOAL__PRESTAGE__STATE__FAILED;
 	s->pre_asked = 0;
-	s->pre_retry_mono = mono_ms() + PREPARE_RETRY_MIN_MS;
+	/* The coordinator stops asking once the rollout has it; until
+	 * then, tries again ever more rarely. */
+	if (s->pre_backoff_ms < PREPARE_RETRY_MIN_MS)
+		s->pre_backoff_ms = PREPARE_RETRY_MIN_MS;
+	s->pre_retry_mono = mono_ms() + s->pre_backoff_ms;
+	s->pre_backoff_ms = s->pre_backoff_ms * 2 > PREPARE_RETRY_MAX_MS
+	    ? PREPARE_RETRY_MAX_MS
+	    : s->pre_backoff_ms * 2;
 	emit(rn, "service.prestage_failed", s->name,
 	    "revision %llu cannot be prepared: %s",
 	    (unsigned long long)s->pre_rev, why);
@@ -1304,8 +1320,18 @@ job_done(job_t *job, void *arg)
 			    j->service, j->err);
 		break;
 	case J_REMOVE:
-		if (j->r < 0)
-			log_warning("cannot remove containers: %s", j->err);
+		if (j->r < 0) {
+			/* Removing what is gone already is no error: every
+			 * id goes again, later. */
+			log_warning(
+			    "cannot remove containers: %s (trying again "
+			    "in %ds)",
+			    j->err, REMOVE_RETRY_MS / 1000);
+			for (size_t i = 0; i < j->nids; i++)
+				garbage_add(&rn->garbage, &rn->ngarbage,
+				    j->ids[i]);
+			rn->garbage_mono = now + REMOVE_RETRY_MS;
+		}
 		if (s && !s->want && !s->active.id[0] && !s->cand.id[0] &&
 		    !s->prev.id[0]) {
 			emit(rn, "service.removed", s->name,
@@ -1448,6 +1474,15 @@ on_tick(zloop_t *loop, int timer_id, void *arg)
 		}
 		return 0;
 	}
+	if (rn->ngarbage && now >= rn->garbage_mono) {
+		rjob_t *j = new_job(rn, J_REMOVE, NULL);
+
+		j->ids = rn->garbage;
+		j->nids = rn->ngarbage;
+		rn->garbage = NULL;
+		rn->ngarbage = 0;
+		jobs_submit(rn->jobs, &j->base);
+	}
 	/* Backwards: step() may drop the slot it is given. */
 	for (size_t i = rn->n; i-- > 0;)
 		step(rn, &rn->v[i], now);
@@ -1504,6 +1539,9 @@ runner_destroy(runner_t **rnp)
 		ctr_clear(&s->cand);
 		ctr_clear(&s->prev);
 	}
+	for (size_t i = 0; i < rn->ngarbage; i++)
+		free(rn->garbage[i]);
+	free(rn->garbage);
 	free(rn->v);
 	free(rn->st);
 	free(rn->stp);

@@ -110,7 +110,8 @@ download(zloop_t *loop, const char *what, const char *url, const char *sub)
 	artifacts_config_t cfg = { .dir = dir,
 		.downloads_max = 2,
 		.stall_ms = 30000,
-		.attempts = 1 };
+		.attempts = 1,
+		.file_root = root };
 	Shoal__Artifact a = SHOAL__ARTIFACT__INIT;
 	artifacts_t *af = NULL;
 	char err[256];

@@ -99,6 +99,7 @@ rollout_new(const char *service, uint64_t id, uint64_t from, uint64_t to,
 		v[i].node = (char *)m[i].node;
 		v[i].from_revision = m[i].from_revision;
 		v[i].state = NS(PRESTAGING);
+		v[i].silent_since_ms = now;
 		v[i].wave = wave;
 		v[i].since_ms = now;
 		vp[i] = &v[i];
@@ -230,7 +231,7 @@ static void
 enter(Shoal__Rollout *ro, Shoal__RolloutNode *n, Shoal__RolloutNode__State st,
     uint64_t now, const rollout_hooks_t *h, const char *reason)
 {
-	uint64_t rev0, rev1;
+	uint64_t rev0, rev1, pre0 = rollout_prestage(ro, n);
 	int act0, act1;
 
 	rollout_assignment(ro, n, &rev0, &act0);
@@ -242,7 +243,7 @@ enter(Shoal__Rollout *ro, Shoal__RolloutNode *n, Shoal__RolloutNode__State st,
 	if (st == NS(SWITCHING))
 		n->switched = 1;
 	rollout_assignment(ro, n, &rev1, &act1);
-	if (rev0 != rev1 || act0 != act1)
+	if (rev0 != rev1 || act0 != act1 || pre0 != rollout_prestage(ro, n))
 		n->generation = 0;
 	/* Settling is the wait before done: not worth an event per node;
 	 * prestaged nodes are told above, with their bytes. */
@@ -293,8 +294,34 @@ observe_node(Shoal__Rollout *ro, Shoal__RolloutNode *n, uint64_t now,
 		enter(ro, n, NS(DONE), now, h, "no longer selected");
 		return 1;
 	}
+	if (n->state == NS(PRESTAGING)) {
+		/* Preparing has no deadline, but a node that says nothing
+		 * of it (offline, or an agent that does not prestage) has
+		 * progress_deadline to start. */
+		int heard = o.fresh && n->generation &&
+		    o.prestage_revision == ro->to_revision;
+
+		if (heard && n->silent_since_ms) {
+			n->silent_since_ms = 0;
+			changed = 1;
+		} else if (!heard && !n->silent_since_ms) {
+			n->silent_since_ms = now;
+			changed = 1;
+		} else if (!heard &&
+		    elapsed(now, n->silent_since_ms) >
+		        ro->update->progress_deadline_ms) {
+			snprintf(why, sizeof why,
+			    "no report of its preparation for %llums "
+			    "(progress_deadline): offline, or an agent that "
+			    "does not prestage",
+			    (unsigned long long)
+			        ro->update->progress_deadline_ms);
+			fail_node(ro, n, now, h, why);
+			return 1;
+		}
+	}
 	if (!o.fresh || n->generation == 0)
-		return 0;
+		return changed;
 	*ret_preparing = in_flight(n) && o.revision == ro->to_revision &&
 	    o.state == AS(PREPARING);
 	if (o.revision == ro->to_revision && o.state != n->agent_state &&
@@ -763,7 +790,11 @@ rollout_restarted(Shoal__Rollout *ro, uint64_t now)
 	if (!rollout_active(ro))
 		return;
 	ro->progress_ms = now;
-	for (size_t i = 0; i < ro->n_nodes; i++)
+	for (size_t i = 0; i < ro->n_nodes; i++) {
 		if (ro->nodes[i]->state == NS(SETTLING))
 			ro->nodes[i]->healthy_since_ms = now;
+		if (ro->nodes[i]->state == NS(PRESTAGING) &&
+		    ro->nodes[i]->silent_since_ms)
+			ro->nodes[i]->silent_since_ms = now;
+	}
 }

@@ -1138,7 +1138,7 @@ change_rollout(services_t *s, service_t *svc, Shoal__Rollout *old,
 	 * them all; else only the nodes the step moved. */
 	r = commit_service(s, svc, old,
 	    svc->rec->target != saved_target || old || !saved || !svc->ro ||
-	        saved->id != svc->ro->id,
+	        saved->id != svc->ro->id || saved->state != svc->ro->state,
 	    ring, arg);
 	if (old)
 		shoal__rollout__free_unpacked(old, NULL);
@@ -1285,10 +1285,12 @@ services_tick(services_t *s, services_ring_fn ring, void *arg)
 		service_t *svc = &s->v[i];
 		uint64_t target = svc->rec->target;
 		Shoal__Rollout *back;
+		Shoal__Rollout__State was;
 		int r;
 
 		if (!svc->ro || !rollout_active(svc->ro))
 			continue;
+		was = svc->ro->state;
 		/* Most ticks change nothing: no copy is made for them. */
 		if (!rollout_step(svc->ro, now, &s->hooks)) {
 			notes_clear(s);
@@ -1297,8 +1299,12 @@ services_tick(services_t *s, services_ring_fn ring, void *arg)
 		if (!rollout_active(svc->ro))
 			svc->rec->target = rollout_settled_revision(svc->ro);
 		svc->rec->updated_ms = now;
+		/* A rollout that stops moving forward asks nobody to
+		 * prestage any more: every node's state is recomputed. */
 		r = commit_service(s, svc, NULL,
-		    svc->rec->target != target || svc->resync, ring, arg);
+		    svc->rec->target != target || svc->resync ||
+		        svc->ro->state != was,
+		    ring, arg);
 		if (r == 0) {
 			svc->resync = 0;
 			continue;

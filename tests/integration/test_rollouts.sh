@@ -93,7 +93,8 @@ steps() {
 	logged "$1"
 	awk -v id="rollout $1 " 'index($0, "\"rollout.started\"") && index($0, id) { on = 1 }
 		on { print } on && index($0, "\"rollout.finished\"") && index($0, id) { exit }' "$FOLLOW_LOG" |
-		grep '^{' | jq -r 'select(.kind == "rollout.node") | "\(.node) \(.message | split(": ")[1])"'
+		grep '^{' | jq -r 'select(.kind == "rollout.node") | "\(.node) \(.message | split(": ")[1])"' |
+		grep -v ' prestaged ('
 }
 # max_between ID: most nodes between revisions at once during rollout ID
 max_between() {
@@ -230,12 +231,21 @@ done
 ok $? "every agent reported revision 6 staged before serving it"
 
 # -- pause, resume, abort ------------------------------------------------------
-MHT=2s spec "$SCRATCH/v7.yaml" v7 "  strategy: rolling
+MHT=6s spec "$SCRATCH/v7.yaml" v7 "  strategy: rolling
   max_parallel: 1"
 shoalctl apply -f "$SCRATCH/v7.yaml" >/dev/null
 ok $? "apply revision 7 (rolling)"
 shoalctl rollout pause iris >/dev/null
-ok $? "rollout pause"
+ok $? "rollout pause, while every node prestages"
+wait_for 60 json_ok '.paused and .prestaged != null' rollout
+ok $? "prestaging ends while paused"
+sleep 2
+check "... and no node starts" json_ok \
+	'.paused and all(.nodes[]; .state == "pending")' rollout
+shoalctl rollout resume iris >/dev/null
+wait_for 60 json_ok 'any(.nodes[]; .state == "switching" or .state == "settling")' rollout &&
+	shoalctl rollout pause iris >/dev/null
+ok $? "resumed; paused again once the first node started"
 wait_for 60 json_ok '.paused and any(.nodes[]; .state == "done")' rollout
 ok $? "the node already started finishes while paused"
 sleep 3

@@ -150,7 +150,8 @@ open_cache(zloop_t *loop, const char *sub, uint64_t budget, const char *ca)
 		.downloads_max = 2,
 		.stall_ms = 5000,
 		.attempts = 3,
-		.ca_file = ca };
+		.ca_file = ca,
+		.file_root = root };
 	artifacts_hooks_t hooks = { .event = on_event };
 	artifacts_t *af = NULL;
 	char err[256];
@@ -167,7 +168,8 @@ static void
 test_download(zloop_t *loop)
 {
 	artifacts_t *af = open_cache(loop, "c1", 0, NULL);
-	char sha[65], other[65], url[512], bad[512], *path, *cached;
+	char sha[65], other[65], url[512], bad[600], cmd_buf[512], *path,
+	    *cached;
 	Shoal__Artifact a, b;
 	artifact_status_t st;
 	struct stat sb;
@@ -197,7 +199,7 @@ test_download(zloop_t *loop)
 	    "one sha256 is stored once, whatever names it");
 
 	/* A file whose digest is not the one named. */
-	make_file("w2", 'b', 5000, other);
+	free(make_file("w2", 'b', 5000, other));
 	free(path);
 	path = xasprintf("file://%s/www/w2", root);
 	b = artifact(path, ZEROS, 0);
@@ -232,6 +234,21 @@ test_download(zloop_t *loop)
 	st = fetch(loop, af, &b, 1);
 	ok(st.state == ARTIFACT_FAILED && saw("artifact.retry") == 0,
 	    "a missing file fails without retries");
+	/* file:// reads only below the file root. */
+	b = artifact("file:///etc/passwd", other, 0);
+	st = fetch(loop, af, &b, 1);
+	ok(st.state == ARTIFACT_FAILED && st.reason &&
+	        strstr(st.reason, "/etc/passwd is outside artifact_file_root"),
+	    "file:// outside artifact_file_root is refused");
+	snprintf(cmd_buf, sizeof cmd_buf, "%s/www/link", root);
+	if (symlink("/etc/passwd", cmd_buf) < 0)
+		abort();
+	snprintf(bad, sizeof bad, "file://%s", cmd_buf);
+	b = artifact(bad, other, 0);
+	st = fetch(loop, af, &b, 1);
+	ok(st.state == ARTIFACT_FAILED && st.reason &&
+	        strstr(st.reason, "outside artifact_file_root"),
+	    "... also through a symbolic link below it");
 	free(path);
 	free(cached);
 	artifacts_destroy(&af);
@@ -346,6 +363,43 @@ test_budget(zloop_t *loop)
 	artifacts_destroy(&af);
 }
 
+/* A file system too small: refused before a byte comes (root only: a
+ * 1 MiB tmpfs). */
+static void
+test_full_disk(zloop_t *loop)
+{
+	char cmd[600], sha[65], url[512], *p;
+	artifacts_t *af;
+	Shoal__Artifact a;
+	artifact_status_t st;
+
+	snprintf(cmd, sizeof cmd,
+	    "mkdir -p %s/small && mount -t tmpfs -o size=1m tmpfs %s/small "
+	    "2>/dev/null",
+	    root, root);
+	if (geteuid() != 0 || system(cmd) != 0) {
+		diag("skipping the full disk: cannot mount a tmpfs");
+		return;
+	}
+	p = make_file("big.bin", 'z', 3 << 20, sha);
+	snprintf(url, sizeof url, "file://%s", p);
+	free(p);
+	af = open_cache(loop, "small/cache", 0, NULL);
+	a = artifact(url, sha, 0);
+	st = fetch(loop, af, &a, 0);
+	ok(st.state == ARTIFACT_FAILED && st.reason &&
+	        strstr(st.reason, "needs 3.0 MiB, only") &&
+	        strstr(st.reason, "free on the file system"),
+	    "more than the disk holds: refused up front, naming the sizes");
+	diag("%s", st.reason ? st.reason : "");
+	is_int((int)artifacts_downloaded(af), 0, "... before any byte came");
+	ok(!exists("small/cache/partial", sha), "... and nothing was written");
+	artifacts_destroy(&af);
+	snprintf(cmd, sizeof cmd, "umount %s/small", root);
+	if (system(cmd) != 0)
+		diag("cannot unmount %s/small", root);
+}
+
 /* https against openssl s_server, trusting its certificate by CA file. */
 static void
 test_https(zloop_t *loop)
@@ -449,6 +503,7 @@ main(void)
 	test_download(loop);
 	test_resume(loop);
 	test_budget(loop);
+	test_full_disk(loop);
 	test_https(loop);
 
 	zloop_destroy(&loop);

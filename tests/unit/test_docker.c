@@ -392,9 +392,12 @@ test_containers(docker_t *d)
 		        strstr(last_request, "\"Memory\":1073741824") &&
 		        strstr(last_request, "\"NanoCpus\":500000000") &&
 		        strstr(last_request,
-		            "\"Binds\":[\"/srv/m:/models:ro\"]"),
+		            "\"Mounts\":[{\"Type\":\"bind\",\"Source\":"
+		            "\"/srv/m\",\"Target\":\"/models\",\"ReadOnly\":"
+		            "true}]") &&
+		        !strstr(last_request, "\"Binds\""),
 		    "on loopback at a port the runtime picks, with limits and "
-		    "binds");
+		    "read-only bind mounts (Mounts: a missing source fails)");
 		ok(strstr(last_request, "\"DeviceRequests\":[{") &&
 		        strstr(last_request, "\"Count\":2") &&
 		        strstr(last_request, "[[\"gpu\"]]") &&

@@ -707,11 +707,41 @@ test_prestage(void)
 
 	/* A report without prestage (an old report) moves nothing. */
 	reset();
+	now = 1000; /* the time new_rollout() starts it */
 	ro = new_rollout(&u);
 	fk.pre_silent[1] = 1;
 	rollout_step(ro, now, &hooks);
 	is_int(ro->nodes[1]->state, NS(PRESTAGING),
 	    "a node that never said it prepared stays prestaging");
+	rollout_step(ro, now + u.progress_deadline_ms, &hooks);
+	is_int(ro->nodes[1]->state, NS(PRESTAGING),
+	    "... for progress_deadline");
+	rollout_step(ro, now + u.progress_deadline_ms + 1, &hooks);
+	ok(ro->nodes[1]->state == NS(FAILED) &&
+	        strstr(ro->nodes[1]->reason, "no report of its preparation"),
+	    "then it fails: offline, or an agent that does not prestage");
+	shoal__rollout__free_unpacked(ro, NULL);
+
+	/* A node failing its preparation asks for a new desired state:
+	 * it stops preparing. */
+	reset();
+	u.max_failures = 1;
+	ro = new_rollout(&u);
+	u.max_failures = 0;
+	fk.pre[0] = SHOAL__PRESTAGE__STATE__FAILED;
+	rollout_step(ro, now, &hooks);
+	ok(ro->nodes[0]->state == NS(FAILED) && ro->nodes[0]->generation == 0 &&
+	        rollout_prestage(ro, ro->nodes[0]) == 0 &&
+	        ro->state == RS(RUNNING),
+	    "a failed preparation drops the prestage (a new generation) while "
+	    "the rollout goes on");
+	shoal__rollout__free_unpacked(ro, NULL);
+
+	reset();
+	now = 1000; /* the time new_rollout() starts it */
+	ro = new_rollout(&u);
+	fk.pre_silent[1] = 1;
+	rollout_step(ro, now, &hooks);
 	{
 		const char *why = NULL;
 

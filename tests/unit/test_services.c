@@ -96,6 +96,44 @@ generation(registry_t *reg, const char *node)
 	return n ? n->generation : 0;
 }
 
+/* The model nodes report, as their agents would, that they prepared what
+ * their rollout asks them to prestage; a tick then lets it go on. */
+static void
+prepared(services_t *svc, registry_t *reg)
+{
+	static const char *const nodes[] = { "gpu-1", "gpu-2" };
+	static uint64_t seq = 1000;
+
+	for (size_t k = 0; k < 2; k++) {
+		Shoal__ServiceAssignment **a;
+		Shoal__ServiceStatus st[4], *stp[4];
+		Shoal__Prestage pre[4];
+		Shoal__StatusReport sr = SHOAL__STATUS_REPORT__INIT;
+		size_t n;
+
+		services_desired(svc, nodes[k], &a, &n);
+		for (size_t i = 0; i < n && i < 4; i++) {
+			shoal__service_status__init(&st[i]);
+			shoal__prestage__init(&pre[i]);
+			st[i].service = a[i]->service;
+			st[i].revision = a[i]->revision;
+			st[i].state = SHOAL__SERVICE_STATUS__STATE__HEALTHY;
+			if (a[i]->prestage_revision) {
+				pre[i].revision = a[i]->prestage_revision;
+				pre[i].state = SHOAL__PRESTAGE__STATE__READY;
+				st[i].prestage = &pre[i];
+			}
+			stp[i] = &st[i];
+		}
+		sr.seq = ++seq;
+		sr.generation = generation(reg, nodes[k]);
+		sr.services = stp;
+		sr.n_services = n < 4 ? n : 4;
+		services_report(svc, nodes[k], &sr);
+	}
+	services_tick(svc, NULL, NULL);
+}
+
 /* services_apply() with the results in the shape these tests read. */
 static int
 apply_spec(services_t *svc, const Shoal__ServiceSpec *spec, const char *msg,
@@ -177,7 +215,18 @@ main(void)
 	spec.image = "localhost/model:2";
 	apply_spec(svc, &spec, "v2", ring, NULL, &rev, &changed, &selected);
 	ok(rev == 2 && changed, "a changed spec makes revision 2");
-	is_int(assigned(svc, "gpu-2", "iris"), 2, "gpu-2 must run revision 2");
+	{
+		Shoal__ServiceAssignment **a;
+		size_t n;
+
+		services_desired(svc, "gpu-2", &a, &n);
+		ok(n == 1 && a[0]->revision == 1 && a[0]->active &&
+		        a[0]->prestage_revision == 2 && a[0]->prestage_spec,
+		    "gpu-2 keeps serving revision 1 and prepares revision 2");
+	}
+	prepared(svc, reg);
+	is_int(assigned(svc, "gpu-2", "iris"), 2,
+	    "once both prepared it, gpu-2 must run revision 2");
 
 	/* History: the newest SERVICES_HISTORY revisions, newest first. */
 	for (int i = 3; i <= SERVICES_HISTORY + 3; i++) {
@@ -187,6 +236,7 @@ main(void)
 		spec.image = image;
 		apply_spec(svc, &spec, "", NULL, NULL, &rev, &changed,
 		    &selected);
+		prepared(svc, reg);
 	}
 	spec.image = "localhost/model:2";
 	is_int(rev, SERVICES_HISTORY + 3, "revisions count on");
@@ -236,11 +286,11 @@ main(void)
 			        strcmp(row->status->endpoint,
 			            "127.0.0.1:40000") == 0,
 			    "gpu-1 shows what it reported");
-		if (strcmp(row->node, "gpu-2") == 0)
+		if (strcmp(row->node, "cpu-1") == 0)
 			ok(row->status->state ==
 			            SHOAL__SERVICE_STATUS__STATE__PENDING &&
 			        row->status->revision == rev,
-			    "gpu-2 has not reported: pending, at the wanted "
+			    "cpu-1 has not reported: pending, at the wanted "
 			    "revision");
 	}
 	services_free_reply(&rep);
