@@ -324,7 +324,8 @@ reserve(artifacts_t *af, dl_t *d)
 	promised(af, d, &other, &other_disk);
 	used = scan_cache(af, &v, &n);
 	avail = free_bytes(af, &keep);
-	qsort(v, n, sizeof *v, by_use);
+	if (n)
+		qsort(v, n, sizeof *v, by_use);
 	for (size_t i = 0; i < n; i++)
 		if (!pinned(af, v[i].sha) && strcmp(v[i].sha, d->sha) != 0)
 			evictable += v[i].bytes;
