@@ -28,6 +28,7 @@ typedef struct target {
 	uint64_t grace_ms;
 	uint64_t count;
 	uint64_t big;
+	uint64_t budget;
 	labels_t labels;
 } target_t;
 
@@ -39,6 +40,7 @@ static const config_field_t fields[] = {
 	{ "grace", CONFIG_DURATION, F(grace_ms), 1000, 0 }, /* no maximum */
 	{ "count", CONFIG_UINT, F(count), 1, 10 },
 	{ "big", CONFIG_UINT, F(big) }, /* any uint64_t */
+	{ "budget", CONFIG_SIZE, F(budget) },
 	{ "labels", CONFIG_LABELS, F(labels) },
 	{ NULL },
 };
@@ -141,6 +143,7 @@ test_good(void)
 	         "grace: 1h30m\n"
 	         "count: 10\n"
 	         "big: 18446744073709551615\n"
+	         "budget: 20Gi\n"
 	         "labels:\n"
 	         "  gpu: a100\n"
 	         "  topology.io/zone: eu-1\n"
@@ -154,6 +157,7 @@ test_good(void)
 	is_int(t.grace_ms, 5400000, "duration without a maximum");
 	is_int(t.count, 10, "uint at its maximum");
 	ok(t.big == UINT64_MAX, "uint without bounds takes 2^64 - 1");
+	ok(t.budget == 20ull << 30, "a size: 20Gi in bytes");
 	is_int(t.labels.n, 3, "labels replace the defaults");
 	ok(labels_get(&t.labels, "keep") == NULL, "the default label is gone");
 	is_str(labels_get(&t.labels, "topology.io/zone"), "eu-1",
@@ -218,6 +222,9 @@ test_refused(void)
 	refused("count: 2.5\n", "a fractional uint", 1, "count", NULL);
 	refused("big: 18446744073709551616\n", "a uint above 2^64 - 1", 1,
 	    "big", NULL);
+	refused("budget: lots\n", "a size 'lots'", 1, "budget",
+	    "expected a size like 512Mi");
+	refused("budget: -1Gi\n", "a negative size", 1, "budget", NULL);
 	refused("labels: [a, b]\n", "labels given as a list", 1, "labels",
 	    "mapping");
 	refused("labels: gpu=a100\n", "labels given as a string", 1, "labels",
