@@ -3,8 +3,10 @@
 # shoal's main job on one machine: installs what is needed, builds, starts
 # Podman's Docker API service, a coordinator and an agent on loopback in a
 # scratch directory, builds the example model's image, deploys it with
-# `shoalctl apply -f examples/iris.yaml`, waits until it is healthy and asks
-# it for a prediction. With --keep everything stays running afterwards.
+# `shoalctl apply` of examples/iris.yaml, its weights given as an artifact
+# (file://, verified by sha256 into the agent's cache and mounted
+# read-only), waits until it is healthy and asks it for a prediction.
+# With --keep everything stays running afterwards.
 set -eu
 cd "$(dirname "$0")/.."
 keep=0
@@ -28,6 +30,7 @@ coord=$!
 ./shoal-agent -c /dev/null --state-dir "$dir/agent" --node-id "$node" \
 	--label role=model --coordinator tcp://127.0.0.1:7400 \
 	--runtime-socket "$dir/podman.sock" \
+	--artifact-file-root "$PWD/examples" \
 	--heartbeat 1s >"$dir/agent.log" 2>&1 &
 agent=$!
 stop() {
@@ -64,8 +67,17 @@ echo "demo: building the example model's image (podman import)"
 MODEL_SERVER=./examples/model-server ./examples/build-image.sh >"$dir/image.log" 2>&1 ||
 	logs "the image build failed (see $dir/image.log)"
 
-echo "\$ shoalctl apply -f examples/iris.yaml"
-./shoalctl apply -f examples/iris.yaml --message "demo"
+# The example spec, its weights served as an artifact from the checkout.
+spec="$dir/iris.yaml"
+cp examples/iris.yaml "$spec"
+cat >>"$spec" <<EOF
+artifacts:
+  - url: file://$PWD/examples/iris.txt
+    sha256: $(sha256sum examples/iris.txt | cut -d' ' -f1)
+    path: /models/iris.txt
+EOF
+echo "\$ shoalctl apply -f $spec   # examples/iris.yaml, weights as an artifact"
+./shoalctl apply -f "$spec" --message "demo"
 echo
 # Progress: one line per change of the node's state.
 last=""
