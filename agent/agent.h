@@ -27,7 +27,7 @@ typedef struct agent_options {
 	uint64_t artifact_downloads;
 	uint64_t artifact_stall_ms;
 	uint64_t artifact_attempts;
-	char *artifact_ca_file; /* NULL: the system's CA store */
+	char *artifact_ca_file;   /* NULL: the system's CA store */
 	char *artifact_file_root; /* file:// reads below it; NULL: refused */
 } agent_options_t;
 

@@ -149,24 +149,6 @@ set_reason(dl_t *d, int permanent, const char *fmt, ...)
 	d->permanent = permanent;
 }
 
-/* "12.5 MiB", for messages. */
-static void
-human(uint64_t b, char *buf, size_t size)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)b;
-	size_t u = 0;
-
-	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, size, "%llu B", (unsigned long long)b);
-	else
-		snprintf(buf, size, "%.1f %s", v, units[u]);
-}
-
 /* -- the cache on disk ------------------------------------------------- */
 
 void
@@ -311,8 +293,8 @@ reserve(artifacts_t *af, dl_t *d)
 	char a[32], b[32], c[32];
 
 	if (af->budget && d->total > af->budget) {
-		human(d->total, a, sizeof a);
-		human(af->budget, b, sizeof b);
+		format_bytes(d->total, a, sizeof a);
+		format_bytes(af->budget, b, sizeof b);
 		set_reason(d, 1,
 		    "sha256:%.12s is %s, more than the artifact cache budget "
 		    "of %s (artifact_cache_budget)",
@@ -336,9 +318,9 @@ reserve(artifacts_t *af, dl_t *d)
 	/* Evict only when that makes it fit: a download that cannot fit
 	 * anyway leaves the cache as it is. */
 	if (budget_over > evictable) {
-		human(need, a, sizeof a);
-		human(used + other - evictable, b, sizeof b);
-		human(af->budget, c, sizeof c);
+		format_bytes(need, a, sizeof a);
+		format_bytes(used + other - evictable, b, sizeof b);
+		format_bytes(af->budget, c, sizeof c);
 		set_reason(d, 0,
 		    "sha256:%.12s needs %s more, but the artifact cache "
 		    "holds %s of pinned or downloading artifacts with a "
@@ -348,8 +330,8 @@ reserve(artifacts_t *af, dl_t *d)
 		return -1;
 	}
 	if (disk_over > evictable) {
-		human(need, a, sizeof a);
-		human(avail + evictable, b, sizeof b);
+		format_bytes(need, a, sizeof a);
+		format_bytes(avail + evictable, b, sizeof b);
 		set_reason(d, 0,
 		    "sha256:%.12s needs %s, only %s free on the file system "
 		    "of %s",
@@ -367,7 +349,7 @@ reserve(artifacts_t *af, dl_t *d)
 		if (unlink(path) < 0)
 			continue;
 		freed += v[i].bytes;
-		human(v[i].bytes, a, sizeof a);
+		format_bytes(v[i].bytes, a, sizeof a);
 		emit(af, d, "artifact.evicted",
 		    "sha256:%.12s (%s, the least recently used) evicted to "
 		    "make room for sha256:%.12s",
@@ -578,7 +560,7 @@ take(dl_t *d, const char *ptr, size_t n)
 	if (!d->total && d->cap && d->have + n > d->cap) {
 		char a[32];
 
-		human(d->cap, a, sizeof a);
+		format_bytes(d->cap, a, sizeof a);
 		set_reason(d, 1,
 		    "no size given and more than the %s that fit in the "
 		    "cache budget and the free space; give the artifact a size",
@@ -769,7 +751,7 @@ start_get(artifacts_t *af, dl_t *d)
 	}
 	/* Progress events count from where this transfer starts. */
 	d->quarter = d->total ? (unsigned)(d->have * 4 / d->total) : 0;
-	human(d->total, a, sizeof a);
+	format_bytes(d->total, a, sizeof a);
 	if (d->have)
 		emit(af, d, "artifact.resumed",
 		    "sha256:%.12s from %s: resuming at byte %llu of %s", d->sha,
@@ -1071,7 +1053,7 @@ on_synced(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 			attempt_failed(af, d);
 			continue;
 		}
-		human(d->have, a, sizeof a);
+		format_bytes(d->have, a, sizeof a);
 		emit(af, d, "artifact.verified",
 		    "sha256:%.12s from %s: %s verified in %llums", d->sha,
 		    d->url, a,
@@ -1200,8 +1182,8 @@ watch_transfer(artifacts_t *af, dl_t *d, uint64_t now)
 
 		if (q > d->quarter && q < 4) {
 			d->quarter = q;
-			human(d->have, a, sizeof a);
-			human(d->total, b, sizeof b);
+			format_bytes(d->have, a, sizeof a);
+			format_bytes(d->total, b, sizeof b);
 			emit(af, d, "artifact.progress",
 			    "sha256:%.12s: %s of %s (%u%%)", d->sha, a, b,
 			    q * 25);

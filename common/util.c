@@ -230,6 +230,24 @@ parse_uint(const char *s, uint64_t max, uint64_t *ret)
 }
 
 void
+format_bytes(uint64_t b, char *buf, size_t size)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB",
+		"PiB", "EiB" };
+	double v = (double)b;
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, size, "%llu B", (unsigned long long)b);
+	else
+		snprintf(buf, size, "%.1f %s", v, units[u]);
+}
+
+void
 format_rfc3339(uint64_t ms, char buf[RFC3339_LEN])
 {
 	time_t secs = (time_t)(ms / 1000);

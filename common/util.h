@@ -32,6 +32,10 @@ int parse_size_bytes(const char *s, uint64_t *ret_bytes);
 /* Decimal unsigned integer, whole string, at most max. */
 int parse_uint(const char *s, uint64_t max, uint64_t *ret);
 
+/* Bytes for people: "512 B", "12.5 MiB", "2.0 GiB" (binary units, one
+ * decimal). */
+void format_bytes(uint64_t b, char *buf, size_t size);
+
 /* RFC 3339 in UTC with milliseconds: 2026-11-24T02:32:13.120Z. */
 #define RFC3339_LEN 64
 void format_rfc3339(uint64_t ms, char buf[RFC3339_LEN]);

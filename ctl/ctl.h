@@ -53,8 +53,6 @@ int print_json(json_t *j);
 int print_json_line(json_t *j);
 /* RFC 3339 string for ms since the epoch, null for 0. */
 json_t *time_json(uint64_t ms);
-/* "512 B", "12.0 MiB", ... */
-void bytes_text(uint64_t b, char *buf, size_t size);
 /* "5s ago", "3m ago", ... */
 void ago(uint64_t ms, char *buf, size_t size);
 

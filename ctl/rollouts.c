@@ -36,8 +36,8 @@ prepared_text(const Shoal__RolloutNode *n, char *buf, size_t size)
 		snprintf(buf, size, "-");
 		return;
 	}
-	bytes_text(n->bytes_done, a, sizeof a);
-	bytes_text(n->bytes_total, b, sizeof b);
+	format_bytes(n->bytes_done, a, sizeof a);
+	format_bytes(n->bytes_total, b, sizeof b);
 	snprintf(buf, size, "%s/%s", a, b);
 }
 

@@ -258,14 +258,14 @@ cmd_status(ctl_t *c, int argc, char **argv)
 			    st->state ==
 			        SHOAL__SERVICE_STATUS__STATE__PREPARING &&
 			    st->bytes_total) {
-				bytes_text(st->bytes_done, a, sizeof a);
-				bytes_text(st->bytes_total, b, sizeof b);
+				format_bytes(st->bytes_done, a, sizeof a);
+				format_bytes(st->bytes_total, b, sizeof b);
 				snprintf(why, sizeof why, "artifacts %s of %s",
 				    a, b);
 			} else if (!why[0] && st->prestage) {
-				bytes_text(st->prestage->bytes_done, a,
+				format_bytes(st->prestage->bytes_done, a,
 				    sizeof a);
-				bytes_text(st->prestage->bytes_total, b,
+				format_bytes(st->prestage->bytes_total, b,
 				    sizeof b);
 				snprintf(why, sizeof why,
 				    "revision %llu prestage %s: %s of %s%s%s",

@@ -270,25 +270,6 @@ print_json(json_t *j)
 	return 0;
 }
 
-/* "12.0 MiB": bytes for people. */
-void
-bytes_text(uint64_t b, char *buf, size_t size)
-{
-	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)b / 1024;
-	size_t u = 0;
-
-	if (b < 1024) {
-		snprintf(buf, size, "%llu B", (unsigned long long)b);
-		return;
-	}
-	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, size, "%.1f %s", v, units[u]);
-}
-
 void
 ago(uint64_t ms, char *buf, size_t size)
 {

@@ -157,10 +157,27 @@ spec "$SCRATCH/t2.yaml" twin-two "$WEB/iris-c.txt" "$(sha iris-c)"
 shoalctl apply -f "$SCRATCH/t1.yaml" >/dev/null &&
 	shoalctl apply -f "$SCRATCH/t2.yaml" >/dev/null
 ok $? "apply two services naming the same artifact"
+# shown SERVICE: after a failed check, what the service and its events say
+shown() {
+	shoalctl status "$1" | sed 's/^/# /'
+	shoalctl events --service "$1" --limit 30 | sed 's/^/# /'
+}
+# containers_shown: the nodes' containers, their mounts and last log lines
+containers_shown() {
+	local id
+	for id in $(podman ps -aq --filter "label=shoal.node=$A" --filter "label=shoal.node=$B"); do
+		podman inspect --format '# {{.Name}} {{.State.Status}} {{range .Mounts}}{{.Source}}->{{.Destination}} {{end}}' "$id"
+		podman logs --tail 5 "$id" 2>&1 | sed 's/^/#   /'
+	done
+}
 wait_for 90 all_at 1 healthy twin-one
-ok $? "twin-one healthy on both nodes"
+rc=$?
+ok $rc "twin-one healthy on both nodes"
+[ $rc -eq 0 ] || shown twin-one
 wait_for 60 all_at 1 healthy twin-two
-ok $? "twin-two healthy on both nodes"
+rc=$?
+ok $rc "twin-two healthy on both nodes"
+[ $rc -eq 0 ] || shown twin-two
 check "both serve the shared weights" serves "$A" iris-c twin-two
 check "one download per node: two GETs in all" \
 	test "$(grep -c '^GET /iris-c.txt ' "$HTTP_LOG")" = 2
@@ -219,7 +236,9 @@ ok $? "rollout status shows a node's bytes done and total while it prestages"
 shoalctl rollout status iris >"$SCRATCH/prestaging.txt"
 check "... in the human view too" grep -Eq 'prestaging .* [0-9.]+ (KiB|MiB)/2\.[0-9] MiB' "$SCRATCH/prestaging.txt"
 wait_for 90 all_at 5 healthy
-ok $? "both nodes healthy at revision 5"
+rc=$?
+ok $rc "both nodes healthy at revision 5"
+[ $rc -eq 0 ] || { shown iris; containers_shown; }
 check "$A serves weights d" serves "$A" iris-d
 check "so does $B" serves "$B" iris-d
 check "the half left by the stall was resumed, not fetched again" \

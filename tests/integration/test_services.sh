@@ -252,7 +252,9 @@ gone() {
 	done
 }
 wait_for 60 gone
-ok $? "every container of the service is removed from every node" ||
+gone_rc=$?
+ok $gone_rc "every container of the service is removed from every node"
+[ $gone_rc -eq 0 ] ||
 	podman ps -a --filter "label=shoal.managed=true" \
 		--format '{{.Names}} {{.State}} {{.Labels}}' | sed 's/^/# left: /'
 

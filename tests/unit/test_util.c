@@ -140,6 +140,30 @@ test_uint(void)
 }
 
 static void
+test_format_bytes(void)
+{
+	static const struct {
+		uint64_t in;
+		const char *out;
+	} cases[] = {
+		{ 0, "0 B" },
+		{ 1023, "1023 B" },
+		{ 1024, "1.0 KiB" },
+		{ 2261570, "2.2 MiB" },
+		{ 16ull << 20, "16.0 MiB" },
+		{ 64ull << 30, "64.0 GiB" },
+		{ UINT64_MAX, "16.0 EiB" },
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		format_bytes(cases[i].in, buf, sizeof buf);
+		okf(strcmp(buf, cases[i].out) == 0, "format_bytes: %s (got %s)",
+		    cases[i].out, buf);
+	}
+}
+
+static void
 test_rfc3339(void)
 {
 	char buf[RFC3339_LEN];
@@ -267,6 +291,7 @@ main(void)
 	test_durations();
 	test_sizes();
 	test_uint();
+	test_format_bytes();
 	test_rfc3339();
 	test_ids();
 	test_random();
