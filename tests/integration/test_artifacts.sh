@@ -93,7 +93,7 @@ artifacts:
 health:
   path: /health
   interval: 300ms
-  timeout: 1s
+  timeout: 3s
   start_period: 10s
   unhealthy_threshold: 3
 update:

@@ -58,9 +58,9 @@ resources: {memory: 64Mi, cpus: 0.5}
 health:
   path: /health
   interval: 300ms
-  timeout: 1s
+  timeout: 3s        # generous too: a sanitizer build under -j2 answers slowly
   start_period: 10s  # generous: a loaded CI machine starts containers slowly
-  unhealthy_threshold: 2
+  unhealthy_threshold: 3
 update:
   min_healthy_time: ${MHT:-1s}
   healthy_deadline: 30s
