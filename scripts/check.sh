@@ -68,6 +68,19 @@ if [ -f tests/integration/unprivileged.out ]; then
 	passed=$((passed + $(grep -c '^ok' tests/integration/unprivileged.out || true)))
 	failed=$((failed + $(grep -c '^not ok' tests/integration/unprivileged.out || true)))
 fi
+# CI keeps only the tail of this output: name every failure once more here.
+if [ "$failed" -ne 0 ]; then
+	echo "== failures"
+	for trs in tests/*/*.trs _asan/tests/*/*.trs; do
+		[ -f "$trs" ] || continue
+		grep -q '^:test-result: \(FAIL\|XPASS\|ERROR\)' "$trs" || continue
+		log=${trs%.trs}.log
+		echo "--- $log"
+		grep -E '^(not ok|Bail out|#)' "$log" 2>/dev/null | tail -n 30
+	done
+	[ -f tests/integration/unprivileged.out ] &&
+		grep '^not ok' tests/integration/unprivileged.out | sed 's/^/as nobody: /'
+fi
 echo "check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || status=1
 exit $status
