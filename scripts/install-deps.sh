@@ -3,7 +3,9 @@
 # Installs the Debian 12 packages shoal needs to build, test and run
 # (Podman and runc run the test and example containers; busybox-static is
 # the base of the example model's image; python3 runs the artifact tests' HTTP
-# server, openssl their TLS one).
+# server, openssl their TLS one; prometheus checks and scrapes the metrics
+# endpoints, prometheus-node-exporter is what the metrics benchmark compares
+# against).
 # Runs apt-get only when something is missing; needs root for that.
 set -eu
 
@@ -12,7 +14,7 @@ libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev
 libcurl4-openssl-dev libssl-dev libsystemd-dev libjansson-dev libyaml-dev
 libmicrohttpd-dev valgrind jq curl
 podman runc netavark aardvark-dns iptables catatonit busybox-static
-python3 openssl"
+python3 openssl prometheus prometheus-node-exporter"
 
 missing=""
 for p in $PACKAGES; do
