@@ -22,10 +22,13 @@
 #include <czmq.h>
 
 #include "agent/agent.h"
+#include "agent/gpu.h"
 #include "agent/hostinfo.h"
+#include "agent/metrics.h"
 #include "agent/outbox.h"
 #include "agent/runner.h"
 #include "common/error.h"
+#include "common/httpd.h"
 #include "common/log.h"
 #include "common/store.h"
 #include "common/util.h"
@@ -64,6 +67,11 @@ const config_field_t agent_config_fields[] = {
 	{ "artifact_attempts", CONFIG_UINT, OPT(artifact_attempts), 1, 100 },
 	{ "artifact_ca_file", CONFIG_STRING, OPT(artifact_ca_file) },
 	{ "artifact_file_root", CONFIG_STRING, OPT(artifact_file_root) },
+	{ "metrics_listen", CONFIG_STRING, OPT(metrics_listen), 0, 0,
+	    httpd_listen_valid, HTTPD_LISTEN_EXPECT },
+	{ "metrics_interval", CONFIG_DURATION, OPT(metrics_interval_ms), 1000,
+	    3600 * 1000 },
+	{ "nvml_library", CONFIG_STRING, OPT(nvml_library) },
 	{ NULL },
 };
 
@@ -81,6 +89,9 @@ agent_options_defaults(agent_options_t *o)
 		.artifact_downloads = ARTIFACTS_DOWNLOADS_DEFAULT,
 		.artifact_stall_ms = ARTIFACTS_STALL_DEFAULT_MS,
 		.artifact_attempts = ARTIFACTS_ATTEMPTS_DEFAULT,
+		.metrics_listen = xstrdup("127.0.0.1:9464"),
+		.metrics_interval_ms = METRICS_INTERVAL_DEFAULT_MS,
+		.nvml_library = xstrdup(GPU_DEFAULT_LIBRARY),
 	};
 	/* The node id defaults to the host name, cut at the first dot. */
 	if (gethostname(host, sizeof host - 1) == 0)
@@ -156,6 +167,8 @@ struct agent {
 
 	runner_t *runner;
 	artifacts_t *artifacts;
+	metrics_t *metrics;
+	httpd_t *httpd;      /* NULL: --metrics-listen off */
 	uint64_t status_seq; /* of the newest status report */
 	int status_dirty;    /* a report to build and send */
 	uint64_t status_sent_mono;
@@ -562,7 +575,7 @@ act_heartbeat(agent_t *a)
 	Shoal__Heartbeat hb = SHOAL__HEARTBEAT__INIT;
 	Shoal__HostFigures fig = SHOAL__HOST_FIGURES__INIT;
 
-	hostinfo_sample(a->host, &fig);
+	metrics_figures(a->metrics, &fig);
 	hb.figures = &fig;
 	hb.generation = a->generation;
 	hb.outbox_depth = outbox_depth(a->outbox);
@@ -832,6 +845,52 @@ fail:
 	return r;
 }
 
+/* GET /metrics: the host's, the GPUs' and the agent's own. */
+static int
+on_metrics(const char *path, prom_t *p, void *arg)
+{
+	agent_t *a = arg;
+	artifacts_usage_t u;
+
+	if (strcmp(path, "/metrics") != 0)
+		return 404;
+	metrics_render(a->metrics, p);
+	prom_family(p, "shoal_build_info", "gauge",
+	    "The shoal-agent running: its version.");
+	prom_begin(p, "shoal_build_info");
+	prom_label(p, "version", PACKAGE_VERSION);
+	prom_value_uint(p, 1);
+	prom_family(p, "shoal_agent_start_time_seconds", "gauge",
+	    "When this agent started, in unixtime.");
+	prom_gauge(p, "shoal_agent_start_time_seconds",
+	    (double)a->started_ms / 1000);
+	prom_family(p, "shoal_coordinator_connected", "gauge",
+	    "1 while the agent's session with the coordinator is up.");
+	prom_gauge(p, "shoal_coordinator_connected", a->state == S_ONLINE);
+	prom_family(p, "shoal_desired_generation", "gauge",
+	    "The desired-state generation the agent has applied.");
+	prom_count(p, "shoal_desired_generation", a->generation);
+	prom_family(p, "shoal_outbox_depth", "gauge",
+	    "Events queued in the agent's outbox, not yet acknowledged by "
+	    "the coordinator.");
+	prom_count(p, "shoal_outbox_depth", outbox_depth(a->outbox));
+	artifacts_usage(a->artifacts, &u);
+	prom_family(p, "shoal_artifact_cache_bytes", "gauge",
+	    "Bytes of model artifacts in the node's cache.");
+	prom_count(p, "shoal_artifact_cache_bytes", u.bytes);
+	prom_family(p, "shoal_artifact_cache_files", "gauge",
+	    "Model artifacts in the node's cache.");
+	prom_count(p, "shoal_artifact_cache_files", u.files);
+	prom_family(p, "shoal_artifact_cache_budget_bytes", "gauge",
+	    "The artifact cache's budget (0: the disk's free space).");
+	prom_count(p, "shoal_artifact_cache_budget_bytes", u.budget);
+	prom_family(p, "shoal_artifact_downloaded_bytes_total", "counter",
+	    "Artifact bytes received from servers since the agent started.");
+	prom_count(p, "shoal_artifact_downloaded_bytes_total", u.downloaded);
+	runner_render_metrics(a->runner, p);
+	return 200;
+}
+
 int
 agent_new(const agent_options_t *opts, agent_t **ret)
 {
@@ -888,6 +947,28 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 	zloop_timer(a->loop, (size_t)opts->heartbeat_ms, 0, on_tick, a);
 	zloop_timer(a->loop, STATUS_MS, 0, on_status_timer, a);
 	{
+		Shoal__Facts facts = SHOAL__FACTS__INIT;
+		metrics_config_t mcfg = {
+			.proc_root = "/proc",
+			.nvml_library = opts->nvml_library,
+			.interval_ms = opts->metrics_interval_ms,
+		};
+
+		hostinfo_facts(a->host, &facts);
+		mcfg.hostname = facts.hostname;
+		metrics_new(a->loop, &mcfg, &a->metrics);
+	}
+	if (strcmp(opts->metrics_listen, "off") != 0) {
+		char err[512];
+
+		r = httpd_new(a->loop, opts->metrics_listen, on_metrics, a,
+		    &a->httpd, err, sizeof err);
+		if (r < 0) {
+			log_error("%s (--metrics-listen, or off)", err);
+			goto fail;
+		}
+	}
+	{
 		char *dir = xasprintf("%s/artifacts", opts->state_dir);
 		char err[512];
 		artifacts_config_t cfg = {
@@ -935,11 +1016,12 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 		goto fail;
 	}
 	record(a, "agent.started", "shoal-agent %s started", PACKAGE_VERSION);
-	log_info("agent %s (node %s, generation %llu, %llu events queued): "
-	         "coordinator %s, doorbell %s, container runtime %s",
+	log_info(
+	    "agent %s (node %s, generation %llu, %llu events queued): "
+	    "coordinator %s, doorbell %s, container runtime %s, metrics %s",
 	    PACKAGE_VERSION, opts->node_id, (unsigned long long)a->generation,
 	    (unsigned long long)outbox_depth(a->outbox), opts->coordinator,
-	    a->doorbell_ep, opts->runtime_socket);
+	    a->doorbell_ep, opts->runtime_socket, opts->metrics_listen);
 	*ret = a;
 	return 0;
 fail:
@@ -962,8 +1044,10 @@ agent_destroy(agent_t **ap)
 
 	if (!a)
 		return;
+	httpd_destroy(&a->httpd);
 	runner_destroy(&a->runner);
 	artifacts_destroy(&a->artifacts);
+	metrics_destroy(&a->metrics);
 	zloop_destroy(&a->loop);
 	zsock_destroy(&a->dealer);
 	zsock_destroy(&a->sub);

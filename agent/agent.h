@@ -29,6 +29,10 @@ typedef struct agent_options {
 	uint64_t artifact_attempts;
 	char *artifact_ca_file;   /* NULL: the system's CA store */
 	char *artifact_file_root; /* file:// reads below it; NULL: refused */
+	/* metrics */
+	char *metrics_listen; /* HOST:PORT of /metrics, or "off" */
+	uint64_t metrics_interval_ms;
+	char *nvml_library; /* dlopen()ed for the GPUs; "off": none */
 } agent_options_t;
 
 extern const config_field_t agent_config_fields[];

@@ -1443,3 +1443,16 @@ artifacts_downloaded(const artifacts_t *af)
 {
 	return af->downloaded;
 }
+
+void
+artifacts_usage(const artifacts_t *af, artifacts_usage_t *u)
+{
+	entry_t *v;
+	size_t n;
+
+	u->bytes = scan_cache(af, &v, &n);
+	u->files = n;
+	u->budget = af->budget;
+	u->downloaded = af->downloaded;
+	free(v);
+}

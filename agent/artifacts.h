@@ -108,4 +108,11 @@ void artifacts_pin(artifacts_t *af, const char *const *sha256, size_t n);
 /* Bytes received from servers since the agent started. */
 uint64_t artifacts_downloaded(const artifacts_t *af);
 
+typedef struct artifacts_usage {
+	uint64_t bytes, files; /* in the cache now (a directory scan) */
+	uint64_t budget;       /* 0: none */
+	uint64_t downloaded;   /* artifacts_downloaded() */
+} artifacts_usage_t;
+void artifacts_usage(const artifacts_t *af, artifacts_usage_t *u);
+
 #endif

@@ -868,6 +868,60 @@ out:
 	return r;
 }
 
+/* A count the daemon gives: 0 when absent, not a number or negative. */
+static uint64_t
+json_u64(const json_t *v)
+{
+	json_int_t i = json_integer_value(v);
+
+	return i > 0 ? (uint64_t)i : 0;
+}
+
+int
+docker_stats(docker_t *d, const char *id, docker_stats_t *out, char *err,
+    size_t errlen)
+{
+	char *e = escape(id);
+	/* one-shot: dockerd otherwise waits a second for a second reading
+	 * to fill precpu_stats, which a counter does not need. */
+	char *path =
+	    xasprintf("/containers/%s/stats?stream=false&one-shot=true", e);
+	json_t *o = NULL, *mem;
+	char what[256];
+	buf_t b = { 0 };
+	long st;
+	int r = 0;
+
+	memset(out, 0, sizeof *out);
+	what_of(what, sizeof what, "stats", id);
+	st = request(d, "GET", path, NULL, CALL_TIMEOUT_MS, &b, what, err,
+	    errlen);
+	if (st < 0) {
+		r = (int)st;
+		goto out;
+	}
+	if (st != 200) {
+		r = failed(st, &b, what, err, errlen);
+		goto out;
+	}
+	if (!(o = answer_json(&b, JSON_OBJECT, what, err, errlen))) {
+		r = SHOAL_E_UNEXPECTED;
+		goto out;
+	}
+	out->cpu_ns = json_u64(json_object_get(
+	    json_object_get(json_object_get(o, "cpu_stats"), "cpu_usage"),
+	    "total_usage"));
+	mem = json_object_get(o, "memory_stats");
+	out->memory_bytes = json_u64(json_object_get(mem, "usage"));
+	out->memory_limit = json_u64(json_object_get(mem, "limit"));
+out:
+	json_decref(o);
+	free(b.data);
+	free(path);
+	free(e);
+	return r;
+}
+
 /* One container of GET /containers/json, whose shape differs from
  * inspect's: State is the status word, the exit code is only in the
  * "Exited (3) 2 minutes ago" of Status, ports are a list. */

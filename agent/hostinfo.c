@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Host facts and figures for the agent's Hello and heartbeats, read from
- * /proc, os-release and uname(2). Reads are small and bounded: they run on
- * the event loop.
+ * Host facts for the agent's Hello, read from /proc, os-release and
+ * uname(2) (the heartbeats' figures come from metrics.c). Reads are small and
+ * bounded: they run on the event loop.
  */
 #include "autoconf.h"
 
@@ -26,9 +26,6 @@ struct hostinfo {
 	char kernel[256];
 	char arch[128];
 	uint64_t memory_total;
-	/* the previous /proc/stat sample */
-	uint64_t cpu_busy, cpu_total;
-	int have_cpu;
 };
 
 /* Reads a small file into buf; returns its length or -errno. */
@@ -134,54 +131,4 @@ hostinfo_facts(hostinfo_t *h, Shoal__Facts *facts)
 	facts->arch = h->arch;
 	facts->cpus = cpus > 0 ? (uint32_t)cpus : 0;
 	facts->memory_bytes = h->memory_total;
-}
-
-/* The aggregate "cpu" line: busy is everything but idle and iowait. */
-static int
-read_cpu(const char *proc, uint64_t *busy, uint64_t *total)
-{
-	char path[4096], buf[1024];
-	unsigned long long v[10] = { 0 };
-	int n;
-
-	snprintf(path, sizeof path, "%s/stat", proc);
-	if (read_small(path, buf, sizeof buf) < 0)
-		return -1;
-	n = sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
-	    &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
-	    &v[9]);
-	if (n < 4)
-		return -1;
-	*total = 0;
-	/* guest and guest_nice (8, 9) are already counted in user/nice. */
-	for (int i = 0; i < n && i < 8; i++)
-		*total += v[i];
-	*busy = *total - v[3] - (n > 4 ? v[4] : 0);
-	return 0;
-}
-
-void
-hostinfo_sample(hostinfo_t *h, Shoal__HostFigures *figures)
-{
-	char path[4096], buf[256];
-	uint64_t busy, total;
-
-	snprintf(path, sizeof path, "%s/loadavg", h->proc);
-	if (read_small(path, buf, sizeof buf) < 0 ||
-	    sscanf(buf, "%lf", &figures->load1) != 1 ||
-	    !isfinite(figures->load1) || figures->load1 < 0)
-		figures->load1 = 0;
-	figures->memory_available_bytes = meminfo_kib(h->proc, "MemAvailable");
-	figures->cpu_percent = 0;
-	if (read_cpu(h->proc, &busy, &total) < 0)
-		return;
-	if (h->have_cpu && total > h->cpu_total && busy >= h->cpu_busy)
-		figures->cpu_percent = 100.0 * (double)(busy - h->cpu_busy) /
-		    (double)(total - h->cpu_total);
-	/* iowait may run backwards (proc(5)): never report above 100. */
-	if (figures->cpu_percent > 100)
-		figures->cpu_percent = 100;
-	h->cpu_busy = busy;
-	h->cpu_total = total;
-	h->have_cpu = 1;
 }

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What the agent tells the coordinator about its host: facts once in Hello
- * (OS, kernel, CPUs, memory) and a few figures with every heartbeat (load,
- * CPU use since the previous sample, memory available), read from /proc.
+ * What the agent tells the coordinator about its host once, in Hello: OS,
+ * kernel, CPUs, memory. The heartbeats' figures come from metrics.h.
  */
 #ifndef SHOAL_AGENT_HOSTINFO_H
 #define SHOAL_AGENT_HOSTINFO_H
@@ -17,9 +16,5 @@ void hostinfo_destroy(hostinfo_t **h);
 
 /* Fills facts; its strings are owned by h and live as long as h. */
 void hostinfo_facts(hostinfo_t *h, Shoal__Facts *facts);
-
-/* Samples into figures. CPU use is measured since the previous call (0 on
- * the first). Missing files leave their figure at 0. */
-void hostinfo_sample(hostinfo_t *h, Shoal__HostFigures *figures);
 
 #endif

@@ -18,6 +18,8 @@
 
 #include "agent/agent.h"
 #include "agent/artifacts.h"
+#include "agent/gpu.h"
+#include "common/httpd.h"
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -41,6 +43,9 @@ enum {
 	OPT_ARTIFACT_ATTEMPTS,
 	OPT_ARTIFACT_CA_FILE,
 	OPT_ARTIFACT_FILE_ROOT,
+	OPT_METRICS_LISTEN,
+	OPT_METRICS_INTERVAL,
+	OPT_NVML_LIBRARY,
 };
 
 static const struct option options[] = {
@@ -63,6 +68,9 @@ static const struct option options[] = {
 	{ "artifact-ca-file", required_argument, NULL, OPT_ARTIFACT_CA_FILE },
 	{ "artifact-file-root", required_argument, NULL,
 	    OPT_ARTIFACT_FILE_ROOT },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL },
+	{ "nvml-library", required_argument, NULL, OPT_NVML_LIBRARY },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -114,6 +122,19 @@ usage(FILE *f)
 	    "below DIR\n"
 	    "                             (default: none, file:// is "
 	    "refused)\n"
+	    "\n"
+	    "Metrics (Prometheus text format at http://HOST:PORT/metrics):\n"
+	    "      --metrics-listen HOST:PORT|off\n"
+	    "                             where to serve them (default "
+	    "127.0.0.1:9464)\n"
+	    "      --metrics-interval DURATION\n"
+	    "                             how often the host is sampled "
+	    "(default 5s)\n"
+	    "      --nvml-library PATH|off\n"
+	    "                             NVIDIA's NVML, loaded for the GPU "
+	    "metrics\n"
+	    "                             (default " GPU_DEFAULT_LIBRARY
+	    "; without it: no GPUs)\n"
 	    "\n"
 	    "  -h, --help                 show this help\n"
 	    "  -V, --version              show the version\n"
@@ -203,6 +224,23 @@ apply_flags(int argc, char **argv, agent_options_t *o)
 			break;
 		case OPT_ARTIFACT_FILE_ROOT:
 			cli_set_string(&o->artifact_file_root, optarg);
+			break;
+		case OPT_METRICS_LISTEN:
+			if (!httpd_listen_valid(optarg))
+				return cli_bad_value(PROG, "--metrics-listen",
+				    optarg, HTTPD_LISTEN_EXPECT);
+			cli_set_string(&o->metrics_listen, optarg);
+			break;
+		case OPT_METRICS_INTERVAL:
+			if (parse_duration_ms(optarg, &o->metrics_interval_ms) <
+			        0 ||
+			    o->metrics_interval_ms < 1000 ||
+			    o->metrics_interval_ms > 3600 * 1000)
+				return cli_bad_value(PROG, "--metrics-interval",
+				    optarg, "a duration from 1s to 1h");
+			break;
+		case OPT_NVML_LIBRARY:
+			cli_set_string(&o->nvml_library, optarg);
 			break;
 		case OPT_LOG_LEVEL:
 			if (!log_level_valid(optarg))

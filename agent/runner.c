@@ -58,6 +58,8 @@
 /* Without a health check: how often a running container is looked at. */
 #define WATCH_MS 2000
 #define HEALTHY_DEADLINE_DEFAULT_MS (5 * 60 * 1000)
+/* How often a running container's CPU and memory are read. */
+#define STATS_MS 10000
 #define REASON_MAX 512
 
 typedef struct ctr {
@@ -74,7 +76,17 @@ typedef struct ctr {
 	/* adopted (spec NULL): the artifacts it mounts, for the pins */
 	char (*artifacts)[65];
 	unsigned n_artifacts;
+	/* its resource use, read every STATS_MS */
+	int stating; /* a stats job in flight */
+	int have_stats;
+	uint64_t next_stats_mono;
+	docker_stats_t stats;
 } ctr_t;
+
+/* The health-probe latency histogram's upper bounds, in seconds. */
+static const double probe_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+#define PROBE_BUCKETS (sizeof probe_bounds / sizeof probe_bounds[0])
 
 typedef struct slot {
 	char name[SERVICE_NAME_MAX + 1];
@@ -88,6 +100,11 @@ typedef struct slot {
 	char reason[REASON_MAX];
 	uint64_t since_ms;
 	uint32_t restarts;
+
+	/* HTTP health probes of this service's containers */
+	uint64_t probe_buckets[PROBE_BUCKETS];
+	uint64_t probes, probes_failed;
+	double probe_seconds;
 
 	/* preparation of want: artifacts, then the image */
 	int fetching;                     /* artifacts asked for */
@@ -155,6 +172,7 @@ enum job_kind {
 	J_REVIVE,
 	J_SWITCH,
 	J_REMOVE,
+	J_STATS,
 };
 
 typedef struct rjob {
@@ -178,6 +196,9 @@ typedef struct rjob {
 	char state[16];
 	int exit_code;
 	int probe_ok;
+	int probed; /* an HTTP probe was made, taking probe_s */
+	double probe_s;
+	docker_stats_t stats;
 	docker_container_t *list;
 	size_t nlist;
 } rjob_t;
@@ -491,8 +512,14 @@ run_probe(rjob_t *j)
 		    "container port %u is not published", j->spec->port);
 		return;
 	}
-	j->probe_ok =
-	    http_probe(info.host_port, j->spec->health, j->err, sizeof j->err);
+	{
+		uint64_t t0 = mono_us();
+
+		j->probe_ok = http_probe(info.host_port, j->spec->health,
+		    j->err, sizeof j->err);
+		j->probe_s = (double)(mono_us() - t0) / 1e6;
+		j->probed = 1;
+	}
 }
 
 /* Starts a container again: a restart (stop first) or the revival of the
@@ -554,6 +581,10 @@ run_job(job_t *job)
 		if (j->id2[0])
 			docker_remove(j->docker, j->id2, 1, err, sizeof err);
 		break;
+	case J_STATS:
+		j->r = docker_stats(j->docker, j->id, &j->stats, j->err,
+		    sizeof j->err);
+		break;
 	case J_REMOVE:
 		j->r = 0;
 		for (size_t i = 0; i < j->nids; i++) {
@@ -570,6 +601,45 @@ run_job(job_t *job)
 /* -- completions (loop thread) ----------------------------------------- */
 
 static void job_done(job_t *job, void *arg);
+
+static void
+observe_probe(slot_t *s, const rjob_t *j)
+{
+	size_t b = 0;
+
+	while (b < PROBE_BUCKETS && j->probe_s > probe_bounds[b])
+		b++;
+	if (b < PROBE_BUCKETS)
+		s->probe_buckets[b]++;
+	s->probes++;
+	s->probe_seconds += j->probe_s;
+	if (!j->probe_ok)
+		s->probes_failed++;
+}
+
+static void
+stats_done(slot_t *s, const rjob_t *j, uint64_t now)
+{
+	ctr_t *c;
+
+	if (!s)
+		return;
+	/* The container may have moved (switched out and kept) meanwhile. */
+	for (ctr_t *k = &s->active; k <= &s->prev; k++)
+		if (strcmp(k->id, j->id) == 0)
+			k->stating = 0;
+	c = strcmp(s->active.id, j->id) == 0 ? &s->active : NULL;
+	if (!c)
+		return;
+	c->next_stats_mono = now + STATS_MS;
+	if (j->r < 0) {
+		log_debug("service %s: stats of %.12s: %s", s->name, j->id,
+		    j->err);
+		return;
+	}
+	c->stats = j->stats;
+	c->have_stats = 1;
+}
 
 /* A job for slot s (NULL: none); lifecycle jobs mark the slot busy. */
 static rjob_t *
@@ -589,7 +659,7 @@ new_job(runner_t *rn, enum job_kind kind, slot_t *s)
 			j->revision = s->want->revision;
 			j->spec = spec_copy(s->want->spec);
 		}
-		if (kind != J_PROBE && kind != J_PRESTAGE)
+		if (kind != J_PROBE && kind != J_PRESTAGE && kind != J_STATS)
 			s->busy = 1;
 	}
 	return j;
@@ -1200,6 +1270,12 @@ job_done(job_t *job, void *arg)
 		prestage_done(rn, s, j);
 		goto out;
 	}
+	if (j->kind == J_STATS) {
+		stats_done(s, j, now);
+		goto out;
+	}
+	if (s && j->kind == J_PROBE && j->probed)
+		observe_probe(s, j);
 	if (s && j->kind != J_PROBE)
 		s->busy = 0;
 	switch (j->kind) {
@@ -1339,6 +1415,8 @@ job_done(job_t *job, void *arg)
 			drop_slot(rn, s);
 		}
 		break;
+	case J_STATS:
+		break; /* handled above */
 	}
 out:
 	if ((j->kind == J_PREPARE || j->kind == J_PRESTAGE) && job->cancelled)
@@ -1374,6 +1452,13 @@ step(runner_t *rn, slot_t *s, uint64_t now)
 	if (s->active.id[0] && !s->active.probing && !s->need_restart &&
 	    now >= s->active.next_probe_mono)
 		probe(rn, s, &s->active);
+	if (s->active.id[0] && !s->active.stating &&
+	    now >= s->active.next_stats_mono) {
+		j = new_job(rn, J_STATS, s);
+		snprintf(j->id, sizeof j->id, "%s", s->active.id);
+		s->active.stating = 1;
+		jobs_submit(rn->jobs, &j->base);
+	}
 	step_prestage(rn, s, now);
 	if (s->busy)
 		return;
@@ -1675,4 +1760,91 @@ runner_status(runner_t *rn, Shoal__StatusReport *rep)
 	}
 	rep->services = rn->stp;
 	rep->n_services = n;
+}
+
+void
+runner_render_metrics(runner_t *rn, prom_t *p)
+{
+	static const Shoal__ServiceStatus__State states[] = {
+		SHOAL__SERVICE_STATUS__STATE__PENDING,
+		SHOAL__SERVICE_STATUS__STATE__PREPARING,
+		SHOAL__SERVICE_STATUS__STATE__STARTING,
+		SHOAL__SERVICE_STATUS__STATE__STAGED,
+		SHOAL__SERVICE_STATUS__STATE__HEALTHY,
+		SHOAL__SERVICE_STATUS__STATE__UNHEALTHY,
+		SHOAL__SERVICE_STATUS__STATE__FAILED,
+	};
+
+	prom_family(p, "shoal_runtime_up", "gauge",
+	    "1 when the container runtime's API answers.");
+	prom_gauge(p, "shoal_runtime_up", rn->docker != NULL);
+	prom_family(p, "shoal_service_state", "gauge",
+	    "1 for the state each service is in on this node.");
+	for (size_t i = 0; i < rn->n; i++)
+		for (size_t k = 0; k < ARRAY_SIZE(states); k++) {
+			if (!rn->v[i].want)
+				continue;
+			prom_begin(p, "shoal_service_state");
+			prom_label(p, "service", rn->v[i].name);
+			prom_label(p, "state",
+			    wire_service_state_name(states[k]));
+			prom_value_uint(p, rn->v[i].state == states[k]);
+		}
+	prom_family(p, "shoal_service_revision", "gauge",
+	    "The revision each service's state is about.");
+	for (size_t i = 0; i < rn->n; i++) {
+		if (!rn->v[i].want)
+			continue;
+		prom_begin(p, "shoal_service_revision");
+		prom_label(p, "service", rn->v[i].name);
+		prom_value_uint(p, rn->v[i].state_rev);
+	}
+	prom_family(p, "shoal_service_restarts_total", "counter",
+	    "Restarts of each service's container since the agent started.");
+	for (size_t i = 0; i < rn->n; i++) {
+		prom_begin(p, "shoal_service_restarts_total");
+		prom_label(p, "service", rn->v[i].name);
+		prom_value_uint(p, rn->v[i].restarts);
+	}
+	prom_family(p, "shoal_health_probe_duration_seconds", "histogram",
+	    "How long each HTTP health probe took, failed ones included.");
+	for (size_t i = 0; i < rn->n; i++) {
+		const slot_t *s = &rn->v[i];
+
+		prom_histogram(p, "shoal_health_probe_duration_seconds",
+		    "service", s->name, probe_bounds, s->probe_buckets,
+		    PROBE_BUCKETS, s->probe_seconds, s->probes);
+	}
+	prom_family(p, "shoal_health_probe_failures_total", "counter",
+	    "HTTP health probes that did not get the expected answer.");
+	for (size_t i = 0; i < rn->n; i++) {
+		prom_begin(p, "shoal_health_probe_failures_total");
+		prom_label(p, "service", rn->v[i].name);
+		prom_value_uint(p, rn->v[i].probes_failed);
+	}
+	prom_family(p, "shoal_container_cpu_seconds_total", "counter",
+	    "CPU time used by each service's serving container, as the "
+	    "runtime reports it.");
+	for (size_t i = 0; i < rn->n; i++) {
+		const ctr_t *c = &rn->v[i].active;
+
+		if (!c->id[0] || !c->have_stats)
+			continue;
+		prom_begin(p, "shoal_container_cpu_seconds_total");
+		prom_label(p, "service", rn->v[i].name);
+		prom_label_uint(p, "revision", c->revision);
+		prom_value(p, (double)c->stats.cpu_ns / 1e9);
+	}
+	prom_family(p, "shoal_container_memory_bytes", "gauge",
+	    "Memory in use by each service's serving container.");
+	for (size_t i = 0; i < rn->n; i++) {
+		const ctr_t *c = &rn->v[i].active;
+
+		if (!c->id[0] || !c->have_stats)
+			continue;
+		prom_begin(p, "shoal_container_memory_bytes");
+		prom_label(p, "service", rn->v[i].name);
+		prom_label_uint(p, "revision", c->revision);
+		prom_value_uint(p, c->stats.memory_bytes);
+	}
 }

@@ -17,6 +17,7 @@
 #include <czmq.h>
 
 #include "agent/artifacts.h"
+#include "common/prom.h"
 #include "shoal.pb-c.h"
 
 typedef struct runner runner_t;
@@ -58,5 +59,9 @@ int runner_ready(const runner_t *rn);
  * the caller's). Borrowed until the next runner call.
  */
 void runner_status(runner_t *rn, Shoal__StatusReport *rep);
+
+/* The shoal_service_*, shoal_health_probe_* and shoal_container_*
+ * families. */
+void runner_render_metrics(runner_t *rn, prom_t *p);
 
 #endif

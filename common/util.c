@@ -99,6 +99,15 @@ mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* Parses one unsigned decimal number at *sp, advancing it. */
 static int
 take_number(const char **sp, uint64_t *ret)

@@ -24,6 +24,7 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Milliseconds: wall clock (for timestamps) and monotonic (for timers). */
 uint64_t now_ms(void);
 uint64_t mono_ms(void);
+uint64_t mono_us(void);
 
 /* "1500ms", "10s", "5m", "1h", "1h30m"; a bare number is seconds. */
 int parse_duration_ms(const char *s, uint64_t *ret_ms);

@@ -202,6 +202,9 @@ figures_ok(const Shoal__HostFigures *f, const char **ret_why)
 	REQUIRE(figure_ok(f->load1), "figures.load1");
 	REQUIRE(figure_ok(f->cpu_percent) && f->cpu_percent <= 100,
 	    "figures.cpu_percent");
+	REQUIRE(figure_ok(f->gpu_util_percent) && f->gpu_util_percent <= 100,
+	    "figures.gpu_util_percent");
+	REQUIRE(f->gpus <= 1024, "figures.gpus: at most 1024");
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include "agent/agent.h"
 #include "agent/hostinfo.h"
+#include "agent/metrics.h"
 #include "tests/tap.h"
 
 static void
@@ -85,6 +86,10 @@ test_hostinfo(void)
 	Shoal__HostFigures fig = SHOAL__HOST_FIGURES__INIT;
 	Shoal__Facts facts = SHOAL__FACTS__INIT;
 	hostinfo_t *h;
+	metrics_t *m;
+	metrics_config_t mcfg = { .proc_root = dir,
+		.nvml_library = "off",
+		.interval_ms = 1000 };
 
 	if (!mkdtemp(dir))
 		abort();
@@ -98,7 +103,8 @@ test_hostinfo(void)
 	hostinfo_facts(h, &facts);
 	ok(facts.memory_bytes == 16384000ULL * 1024, "MemTotal is a fact");
 	ok(facts.cpus > 0 && facts.kernel[0], "cpus and kernel are facts");
-	hostinfo_sample(h, &fig);
+	metrics_new(NULL, &mcfg, &m);
+	metrics_figures(m, &fig);
 	ok(fig.load1 > 1.49 && fig.load1 < 1.51, "load1 from loadavg");
 	ok(fig.memory_available_bytes == 8192000ULL * 1024,
 	    "MemAvailable from meminfo");
@@ -106,16 +112,20 @@ test_hostinfo(void)
 	/* 300 more jiffies busy out of 400 more in total: 75%. */
 	write_file(dir, "stat",
 	    "cpu  250 0 250 900 0 0 0 0 0 0\ncpu0 1 2 3 4\n");
-	hostinfo_sample(h, &fig);
+	metrics_sample(m);
+	metrics_figures(m, &fig);
 	ok(fig.cpu_percent > 74.9 && fig.cpu_percent < 75.1,
 	    "CPU use since the previous sample");
 	write_file(dir, "stat", "garbage\n");
 	write_file(dir, "loadavg", "");
-	hostinfo_sample(h, &fig);
+	metrics_sample(m);
+	metrics_figures(m, &fig);
 	ok(fig.cpu_percent == 0 && fig.load1 == 0,
 	    "unreadable files give zero, not garbage");
 	hostinfo_destroy(&h);
 	ok(h == NULL, "destroy clears the pointer");
+	metrics_destroy(&m);
+	ok(m == NULL, "so does the collector's");
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		diag("could not remove %s", dir);
