@@ -17,6 +17,7 @@
 #include <czmq.h>
 
 #include "common/error.h"
+#include "common/httpd.h"
 #include "common/log.h"
 #include "common/store.h"
 #include "common/util.h"
@@ -44,6 +45,8 @@ const config_field_t coord_config_fields[] = {
 	{ "missed_heartbeats", CONFIG_UINT, OPT(missed_heartbeats), 1, 1000 },
 	{ "log_level", CONFIG_STRING, OPT(log_level), 0, 0, log_level_valid,
 	    LOG_LEVEL_EXPECT },
+	{ "metrics_listen", CONFIG_STRING, OPT(metrics_listen), 0, 0,
+	    httpd_listen_valid, HTTPD_LISTEN_EXPECT },
 	{ NULL },
 };
 
@@ -57,6 +60,7 @@ coord_options_defaults(coord_options_t *o)
 		.control = xstrdup("ipc:///run/shoal/control.sock"),
 		.missed_heartbeats = 3,
 		.log_level = xstrdup("info"),
+		.metrics_listen = xstrdup("127.0.0.1:9465"),
 	};
 }
 
@@ -75,6 +79,8 @@ struct coordinator {
 	zsock_t *router;
 	zsock_t *pub;
 	zsock_t *control;
+	httpd_t *httpd; /* NULL: --metrics-listen off */
+	uint64_t started_ms;
 	uint64_t seq;
 	/* rate limit for complaints about bad frames */
 	uint64_t bad_window;
@@ -802,6 +808,151 @@ bind_socket(zsock_t **ret, int type, const char *what, const char *ep)
 	return 0;
 }
 
+/* A gauge per node from its last heartbeat's figures. */
+static void
+node_family(coordinator_t *c, prom_t *p, const char *name, const char *help,
+    double (*get)(const Shoal__Node *n))
+{
+	prom_family(p, name, "gauge", help);
+	for (size_t i = 0; i < registry_count(c->reg); i++) {
+		const Shoal__Node *n = registry_at(c->reg, i);
+
+		if (!n->figures)
+			continue;
+		prom_begin(p, name);
+		prom_label(p, "node", n->id);
+		prom_value(p, get(n));
+	}
+}
+
+static double
+fig_cpu(const Shoal__Node *n)
+{
+	return n->figures->cpu_percent / 100;
+}
+
+static double
+fig_load1(const Shoal__Node *n)
+{
+	return n->figures->load1;
+}
+
+static double
+fig_mem_avail(const Shoal__Node *n)
+{
+	return (double)n->figures->memory_available_bytes;
+}
+
+static double
+fig_mem_total(const Shoal__Node *n)
+{
+	return (double)(n->figures->memory_total_bytes
+	        ? n->figures->memory_total_bytes
+	        : n->facts ? n->facts->memory_bytes
+	                   : 0);
+}
+
+static double
+fig_gpus(const Shoal__Node *n)
+{
+	return n->figures->gpus;
+}
+
+static double
+fig_gpu(const Shoal__Node *n)
+{
+	return n->figures->gpu_util_percent / 100;
+}
+
+static double
+fig_gpu_used(const Shoal__Node *n)
+{
+	return (double)n->figures->gpu_memory_used_bytes;
+}
+
+static double
+fig_gpu_total(const Shoal__Node *n)
+{
+	return (double)n->figures->gpu_memory_total_bytes;
+}
+
+/* GET /metrics: the fleet as the coordinator sees it. */
+static int
+on_metrics(const char *path, prom_t *p, void *arg)
+{
+	coordinator_t *c = arg;
+	size_t online = 0, n = registry_count(c->reg);
+
+	if (strcmp(path, "/metrics") != 0)
+		return 404;
+	prom_family(p, "shoal_build_info", "gauge",
+	    "The shoal-coordinator running: its version.");
+	prom_begin(p, "shoal_build_info");
+	prom_label(p, "version", PACKAGE_VERSION);
+	prom_value_uint(p, 1);
+	prom_family(p, "shoal_coordinator_start_time_seconds", "gauge",
+	    "When this coordinator started, in unixtime.");
+	prom_gauge(p, "shoal_coordinator_start_time_seconds",
+	    (double)c->started_ms / 1000);
+	for (size_t i = 0; i < n; i++)
+		online +=
+		    registry_at(c->reg, i)->state == SHOAL__NODE__STATE__ONLINE;
+	prom_family(p, "shoal_nodes", "gauge", "Nodes known, by state.");
+	prom_begin(p, "shoal_nodes");
+	prom_label(p, "state", "online");
+	prom_value_uint(p, online);
+	prom_begin(p, "shoal_nodes");
+	prom_label(p, "state", "offline");
+	prom_value_uint(p, n - online);
+	services_render_metrics(c->svc, p);
+
+	prom_family(p, "shoal_node_up", "gauge",
+	    "1 while a node is online (heartbeating).");
+	for (size_t i = 0; i < n; i++) {
+		const Shoal__Node *node = registry_at(c->reg, i);
+
+		prom_begin(p, "shoal_node_up");
+		prom_label(p, "node", node->id);
+		prom_value_uint(p, node->state == SHOAL__NODE__STATE__ONLINE);
+	}
+	prom_family(p, "shoal_node_last_seen_timestamp_seconds", "gauge",
+	    "When a node was last heard from, in unixtime.");
+	for (size_t i = 0; i < n; i++) {
+		const Shoal__Node *node = registry_at(c->reg, i);
+
+		prom_begin(p, "shoal_node_last_seen_timestamp_seconds");
+		prom_label(p, "node", node->id);
+		prom_value(p, (double)node->last_seen_ms / 1000);
+	}
+	prom_family(p, "shoal_node_outbox_depth", "gauge",
+	    "Events a node's agent holds that the coordinator has not "
+	    "acknowledged.");
+	for (size_t i = 0; i < n; i++) {
+		const Shoal__Node *node = registry_at(c->reg, i);
+
+		prom_begin(p, "shoal_node_outbox_depth");
+		prom_label(p, "node", node->id);
+		prom_value_uint(p, node->outbox_depth);
+	}
+	node_family(c, p, "shoal_node_cpu_usage_ratio",
+	    "A node's CPU use between its last two samples (0 to 1).", fig_cpu);
+	node_family(c, p, "shoal_node_load1", "A node's 1m load average.",
+	    fig_load1);
+	node_family(c, p, "shoal_node_memory_available_bytes",
+	    "A node's available memory.", fig_mem_avail);
+	node_family(c, p, "shoal_node_memory_total_bytes", "A node's memory.",
+	    fig_mem_total);
+	node_family(c, p, "shoal_node_gpus", "GPUs NVML reports on a node.",
+	    fig_gpus);
+	node_family(c, p, "shoal_node_gpu_usage_ratio",
+	    "A node's mean GPU utilisation (0 to 1).", fig_gpu);
+	node_family(c, p, "shoal_node_gpu_memory_used_bytes",
+	    "GPU memory in use on a node, all its GPUs.", fig_gpu_used);
+	node_family(c, p, "shoal_node_gpu_memory_total_bytes",
+	    "GPU memory on a node, all its GPUs.", fig_gpu_total);
+	return 200;
+}
+
 int
 coordinator_new(const coord_options_t *opts, coordinator_t **ret)
 {
@@ -842,10 +993,21 @@ coordinator_new(const coord_options_t *opts, coordinator_t **ret)
 	zloop_reader(c->loop, c->control, on_control_readable, c);
 	zloop_timer(c->loop, SWEEP_MS, 0, on_sweep, c);
 	zloop_timer(c->loop, FLUSH_MS, 0, on_flush, c);
+	c->started_ms = now_ms();
+	if (strcmp(opts->metrics_listen, "off") != 0) {
+		char err[512];
+
+		r = httpd_new(c->loop, opts->metrics_listen, on_metrics, c,
+		    &c->httpd, err, sizeof err);
+		if (r < 0) {
+			log_error("%s (--metrics-listen, or off)", err);
+			goto fail;
+		}
+	}
 	log_info("coordinator %s: %zu nodes known; agents on %s, doorbells "
-	         "on %s, control on %s",
+	         "on %s, control on %s, metrics %s",
 	    PACKAGE_VERSION, registry_count(c->reg), opts->listen,
-	    opts->publish, opts->control);
+	    opts->publish, opts->control, opts->metrics_listen);
 	*ret = c;
 	return 0;
 fail:
@@ -875,6 +1037,7 @@ coordinator_destroy(coordinator_t **cp)
 			log_error("cannot write node figures: %s",
 			    shoal_strerror(r));
 	}
+	httpd_destroy(&c->httpd);
 	zloop_destroy(&c->loop);
 	zsock_destroy(&c->router);
 	zsock_destroy(&c->pub);

@@ -20,6 +20,7 @@ typedef struct coord_options {
 	    offline_after_ms; /* 0: missed_heartbeats x the node's interval */
 	uint64_t missed_heartbeats;
 	char *log_level;
+	char *metrics_listen; /* HOST:PORT of /metrics, or "off" */
 } coord_options_t;
 
 /* The keys of coordinator.yaml. */

@@ -16,6 +16,7 @@
 
 #include "common/cli.h"
 #include "common/error.h"
+#include "common/httpd.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "coordinator/coordinator.h"
@@ -31,6 +32,7 @@ enum {
 	OPT_OFFLINE_AFTER,
 	OPT_MISSED,
 	OPT_LOG_LEVEL,
+	OPT_METRICS_LISTEN,
 };
 
 static const struct option options[] = {
@@ -42,6 +44,7 @@ static const struct option options[] = {
 	{ "offline-after", required_argument, NULL, OPT_OFFLINE_AFTER },
 	{ "missed-heartbeats", required_argument, NULL, OPT_MISSED },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -74,6 +77,10 @@ usage(FILE *f)
 	    "3)\n"
 	    "      --log-level LEVEL        error, warning, info or debug "
 	    "(default info)\n"
+	    "      --metrics-listen HOST:PORT|off\n"
+	    "                               the fleet's Prometheus metrics at "
+	    "/metrics\n"
+	    "                               (default 127.0.0.1:9465)\n"
 	    "  -h, --help                   show this help\n"
 	    "  -V, --version                show the version\n"
 	    "\n"
@@ -114,6 +121,12 @@ apply_flags(int argc, char **argv, coord_options_t *o)
 				return cli_bad_value(PROG,
 				    "--missed-heartbeats", optarg,
 				    "a number from 1 to 1000");
+			break;
+		case OPT_METRICS_LISTEN:
+			if (!httpd_listen_valid(optarg))
+				return cli_bad_value(PROG, "--metrics-listen",
+				    optarg, HTTPD_LISTEN_EXPECT);
+			cli_set_string(&o->metrics_listen, optarg);
 			break;
 		case OPT_LOG_LEVEL:
 			if (!log_level_valid(optarg))

@@ -1735,3 +1735,34 @@ services_free_reply(Shoal__ControlReply *rep)
 	rep->n_services = rep->n_statuses = rep->n_revisions = 0;
 	rep->n_rollouts = rep->n_plan = 0;
 }
+
+void
+services_render_metrics(services_t *s, prom_t *p)
+{
+	uint64_t by_state[SHOAL__ROLLOUT__STATE__SUPERSEDED + 1] = { 0 };
+	uint64_t active = 0;
+
+	prom_family(p, "shoal_services", "gauge", "Services defined.");
+	prom_count(p, "shoal_services", s->n);
+	for (size_t i = 0; i < s->n; i++) {
+		const Shoal__Rollout *ro = s->v[i].ro;
+
+		if (!ro)
+			continue;
+		if ((size_t)ro->state < ARRAY_SIZE(by_state))
+			by_state[ro->state]++;
+		active += rollout_active(ro) != 0;
+	}
+	prom_family(p, "shoal_rollouts", "gauge",
+	    "Services by the state of their newest rollout.");
+	for (size_t k = 0; k < ARRAY_SIZE(by_state); k++) {
+		prom_begin(p, "shoal_rollouts");
+		prom_label(p, "state",
+		    wire_rollout_state_name((Shoal__Rollout__State)k));
+		prom_value_uint(p, by_state[k]);
+	}
+	prom_family(p, "shoal_rollouts_active", "gauge",
+	    "Rollouts in progress (running, waiting for a promote, or "
+	    "reverting).");
+	prom_count(p, "shoal_rollouts_active", active);
+}

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/prom.h"
 #include "common/store.h"
 #include "coordinator/registry.h"
 #include "shoal.pb-c.h"
@@ -105,5 +106,8 @@ void services_reply_rollout(Shoal__ControlReply *rep, const Shoal__Rollout *ro);
 int services_plan(services_t *s, const Shoal__ServiceSpec *spec,
     Shoal__ControlReply *rep);
 void services_free_reply(Shoal__ControlReply *rep);
+
+/* The shoal_services and shoal_rollouts families. */
+void services_render_metrics(services_t *s, prom_t *p);
 
 #endif

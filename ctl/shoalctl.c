@@ -36,6 +36,9 @@ usage(FILE *f)
 	    "Commands:\n"
 	    "  nodes [--json]                  list the nodes\n"
 	    "  node show ID [--json]           one node in detail\n"
+	    "  top [--sort cpu|memory|gpu] [--json]\n"
+	    "                                  nodes by CPU, memory or GPU "
+	    "use\n"
 	    "  events [--node ID] [--service S] [--limit N] [--follow] "
 	    "[--json]\n"
 	    "                                  the newest events of agents "
@@ -387,45 +390,21 @@ chunk_flag(int ch, const char *v, void *arg)
 	return 0;
 }
 
+/* Calls fn for every node, asking for chunk per page (0: as many as fit);
+ * the fleet may take several replies. 0, or a failure already reported. */
 static int
-cmd_nodes(ctl_t *c, int argc, char **argv)
+each_node(ctl_t *c, uint32_t chunk, void (*fn)(const Shoal__Node *, void *),
+    void *arg)
 {
-	static const char help[] =
-	    "Usage: shoalctl nodes [--json] [--chunk-size N]\n"
-	    "List every node the coordinator knows: id, state, labels, last "
-	    "heartbeat,\nagent version. --json prints an array of node "
-	    "objects.\n"
-	    "\n"
-	    "  --chunk-size N  ask for N nodes per request (default: as many "
-	    "as fit in\n"
-	    "                  one reply); a large fleet is fetched in "
-	    "pages either way\n";
-	static const struct option extra[] = {
-		{ "chunk-size", required_argument, NULL, 'k' },
-		{ NULL, 0, NULL, 0 },
-	};
 	Shoal__ControlRequest req = SHOAL__CONTROL_REQUEST__INIT;
 	Shoal__ListNodes ln = SHOAL__LIST_NODES__INIT;
 	Shoal__Envelope *rep;
-	json_t *all = NULL;
 	char *after = NULL;
-	uint64_t chunk = 0;
-	int i, r;
+	int r;
 
-	i = parse_command_flags(argc, argv, c, help, extra, chunk_flag, &chunk);
-	if (i < 0)
-		return i == -1 ? 0 : EXIT_USAGE;
-	if (i < argc)
-		return usage_error("nodes: unexpected argument '%s'", argv[i]);
-	ln.limit = (uint32_t)chunk;
+	ln.limit = chunk;
 	req.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_NODES;
 	req.list_nodes = &ln;
-	if (c->json)
-		all = json_array();
-	else
-		printf("%-24s %-8s %-32s %-10s %s\n", "ID", "STATE", "LABELS",
-		    "LAST SEEN", "VERSION");
-	/* A page per reply; a large fleet takes several. */
 	for (;;) {
 		const Shoal__ControlReply *cr;
 
@@ -433,13 +412,8 @@ cmd_nodes(ctl_t *c, int argc, char **argv)
 		if (r)
 			break;
 		cr = rep->control_reply;
-		for (size_t k = 0; k < cr->n_nodes; k++) {
-			if (all)
-				json_array_append_new(all,
-				    node_json(cr->nodes[k]));
-			else
-				print_node_row(cr->nodes[k]);
-		}
+		for (size_t k = 0; k < cr->n_nodes; k++)
+			fn(cr->nodes[k], arg);
 		if (cr->next[0] && cr->n_nodes &&
 		    (strcmp(cr->next, cr->nodes[cr->n_nodes - 1]->id) != 0 ||
 		        (after && strcmp(cr->next, after) <= 0))) {
@@ -459,10 +433,248 @@ cmd_nodes(ctl_t *c, int argc, char **argv)
 		ln.after = after;
 	}
 	free(after);
+	return r;
+}
+
+static void
+node_listed(const Shoal__Node *n, void *arg)
+{
+	json_t *all = arg;
+
+	if (all)
+		json_array_append_new(all, node_json(n));
+	else
+		print_node_row(n);
+}
+
+static int
+cmd_nodes(ctl_t *c, int argc, char **argv)
+{
+	static const char help[] =
+	    "Usage: shoalctl nodes [--json] [--chunk-size N]\n"
+	    "List every node the coordinator knows: id, state, labels, last "
+	    "heartbeat,\nagent version. --json prints an array of node "
+	    "objects.\n"
+	    "\n"
+	    "  --chunk-size N  ask for N nodes per request (default: as many "
+	    "as fit in\n"
+	    "                  one reply); a large fleet is fetched in "
+	    "pages either way\n";
+	static const struct option extra[] = {
+		{ "chunk-size", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t *all = NULL;
+	uint64_t chunk = 0;
+	int i, r;
+
+	i = parse_command_flags(argc, argv, c, help, extra, chunk_flag, &chunk);
+	if (i < 0)
+		return i == -1 ? 0 : EXIT_USAGE;
+	if (i < argc)
+		return usage_error("nodes: unexpected argument '%s'", argv[i]);
+	if (c->json)
+		all = json_array();
+	else
+		printf("%-24s %-8s %-32s %-10s %s\n", "ID", "STATE", "LABELS",
+		    "LAST SEEN", "VERSION");
+	r = each_node(c, (uint32_t)chunk, node_listed, all);
 	if (all && r == 0)
 		return print_json(all);
 	json_decref(all);
 	return r;
+}
+
+/* -- top ----------------------------------------------------------------- */
+
+typedef struct top_row {
+	char id[WIRE_MAX_STRING + 1];
+	int online, have;
+	double cpu, load1, gpu;
+	uint64_t mem_total, mem_avail, gpu_used, gpu_total;
+	uint32_t cpus, gpus;
+} top_row_t;
+
+typedef struct top_rows {
+	top_row_t *v;
+	size_t n;
+	int by; /* 'c'pu, 'm'emory, 'g'pu */
+} top_rows_t;
+
+static double
+mem_used_ratio(const top_row_t *r)
+{
+	return r->mem_total && r->mem_avail <= r->mem_total
+	    ? (double)(r->mem_total - r->mem_avail) / (double)r->mem_total
+	    : 0;
+}
+
+static void
+top_listed(const Shoal__Node *n, void *arg)
+{
+	top_rows_t *t = arg;
+	top_row_t *r;
+
+	t->v = xrealloc(t->v, (t->n + 1) * sizeof *t->v);
+	r = &t->v[t->n++];
+	memset(r, 0, sizeof *r);
+	snprintf(r->id, sizeof r->id, "%s", n->id);
+	r->online = n->state == SHOAL__NODE__STATE__ONLINE;
+	if (n->facts) {
+		r->cpus = n->facts->cpus;
+		r->mem_total = n->facts->memory_bytes;
+	}
+	if (n->figures) {
+		const Shoal__HostFigures *f = n->figures;
+
+		r->have = 1;
+		r->cpu = f->cpu_percent;
+		r->load1 = f->load1;
+		r->mem_avail = f->memory_available_bytes;
+		if (f->memory_total_bytes)
+			r->mem_total = f->memory_total_bytes;
+		r->gpus = f->gpus;
+		r->gpu = f->gpu_util_percent;
+		r->gpu_used = f->gpu_memory_used_bytes;
+		r->gpu_total = f->gpu_memory_total_bytes;
+	}
+}
+
+static double
+top_key(const top_row_t *r, int by)
+{
+	if (!r->online || !r->have)
+		return -1; /* last: nothing current to sort by */
+	return by == 'm' ? mem_used_ratio(r) : by == 'g' ? r->gpu : r->cpu;
+}
+
+static int top_by; /* qsort() has no argument for it */
+
+static int
+top_cmp(const void *a, const void *b)
+{
+	const top_row_t *x = a, *y = b;
+	double kx = top_key(x, top_by), ky = top_key(y, top_by);
+
+	if (kx != ky)
+		return kx < ky ? 1 : -1; /* busiest first */
+	return strcmp(x->id, y->id);
+}
+
+static json_t *
+top_json(const top_row_t *r)
+{
+	json_t *o = json_pack("{s:s,s:s}", "node", r->id, "state",
+	    r->online ? "online" : "offline");
+
+	if (!r->have) {
+		json_object_set_new(o, "figures", json_null());
+		return o;
+	}
+	json_object_set_new(o, "cpu_percent", json_real(r->cpu));
+	json_object_set_new(o, "cpus", json_integer(r->cpus));
+	json_object_set_new(o, "load1", json_real(r->load1));
+	json_object_set_new(o, "memory_total_bytes",
+	    json_integer((json_int_t)r->mem_total));
+	json_object_set_new(o, "memory_available_bytes",
+	    json_integer((json_int_t)r->mem_avail));
+	json_object_set_new(o, "memory_used_percent",
+	    json_real(100 * mem_used_ratio(r)));
+	json_object_set_new(o, "gpus", json_integer(r->gpus));
+	json_object_set_new(o, "gpu_util_percent", json_real(r->gpu));
+	json_object_set_new(o, "gpu_memory_used_bytes",
+	    json_integer((json_int_t)r->gpu_used));
+	json_object_set_new(o, "gpu_memory_total_bytes",
+	    json_integer((json_int_t)r->gpu_total));
+	return o;
+}
+
+static void
+top_print(const top_row_t *r)
+{
+	char used[16], total[16], gused[16], gtotal[16];
+
+	if (!r->have) {
+		printf("%-24s %-8s %s\n", r->id,
+		    r->online ? "online" : "offline", "(no heartbeat yet)");
+		return;
+	}
+	format_bytes(r->mem_total -
+	        (r->mem_avail <= r->mem_total ? r->mem_avail : r->mem_total),
+	    used, sizeof used);
+	format_bytes(r->mem_total, total, sizeof total);
+	printf("%-24s %-8s %5.1f%% %6.2f %5.1f%% %9s/%-9s", r->id,
+	    r->online ? "online" : "offline", r->cpu, r->load1,
+	    100 * mem_used_ratio(r), used, total);
+	if (r->gpus) {
+		format_bytes(r->gpu_used, gused, sizeof gused);
+		format_bytes(r->gpu_total, gtotal, sizeof gtotal);
+		printf(" %4u %5.1f%% %9s/%s\n", r->gpus, r->gpu, gused, gtotal);
+	} else {
+		printf(" %4s\n", "-");
+	}
+}
+
+static int
+top_flag(int ch, const char *arg, void *out)
+{
+	int *by = out;
+
+	if (ch != 's')
+		return 0;
+	if (strcmp(arg, "cpu") == 0 || strcmp(arg, "memory") == 0 ||
+	    strcmp(arg, "gpu") == 0) {
+		*by = arg[0];
+		return 0;
+	}
+	return -fail("top: --sort: expected cpu, memory or gpu, not '%s'", arg);
+}
+
+static int
+cmd_top(ctl_t *c, int argc, char **argv)
+{
+	static const char help[] =
+	    "Usage: shoalctl top [--sort cpu|memory|gpu] [--json]\n"
+	    "The fleet's nodes, busiest first, from their latest heartbeats: "
+	    "CPU use,\nload, memory in use, GPUs, their mean utilisation and "
+	    "memory. Offline\nnodes come last. --json prints an array of "
+	    "objects.\n"
+	    "\n"
+	    "  --sort KEY  cpu (default), memory or gpu\n";
+	static const struct option extra[] = {
+		{ "sort", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	top_rows_t t = { .by = 'c' };
+	json_t *all;
+	int i, r;
+
+	i = parse_command_flags(argc, argv, c, help, extra, top_flag, &t.by);
+	if (i < 0)
+		return i == -1 ? 0 : EXIT_USAGE;
+	if (i < argc)
+		return usage_error("top: unexpected argument '%s'", argv[i]);
+	r = each_node(c, 0, top_listed, &t);
+	if (r) {
+		free(t.v);
+		return r;
+	}
+	top_by = t.by;
+	if (t.n)
+		qsort(t.v, t.n, sizeof *t.v, top_cmp);
+	if (c->json) {
+		all = json_array();
+		for (size_t k = 0; k < t.n; k++)
+			json_array_append_new(all, top_json(&t.v[k]));
+		free(t.v);
+		return print_json(all);
+	}
+	printf("%-24s %-8s %6s %6s %6s %19s %4s %6s %s\n", "NODE", "STATE",
+	    "CPU", "LOAD", "MEM", "USED/TOTAL", "GPUS", "GPU", "GPU MEM");
+	for (size_t k = 0; k < t.n; k++)
+		top_print(&t.v[k]);
+	free(t.v);
+	return 0;
 }
 
 static int
@@ -778,6 +990,7 @@ static const struct command {
 	{ "plan", cmd_plan },
 	{ "rollout", cmd_rollout },
 	{ "rollback", cmd_rollback },
+	{ "top", cmd_top },
 };
 
 const char *
