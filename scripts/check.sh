@@ -76,7 +76,9 @@ if [ "$failed" -ne 0 ]; then
 		grep -q '^:test-result: \(FAIL\|XPASS\|ERROR\)' "$trs" || continue
 		log=${trs%.trs}.log
 		echo "--- $log"
-		grep -E '^(not ok|Bail out|#)' "$log" 2>/dev/null | tail -n 30
+		grep -E '^(not ok|Bail out)' "$log" 2>/dev/null | head -n 20
+		# what the test said after its first failure
+		awk '/^not ok/ { f = 1 } f && /^#/' "$log" 2>/dev/null | head -n 40
 	done
 	[ -f tests/integration/unprivileged.out ] &&
 		grep '^not ok' tests/integration/unprivileged.out | sed 's/^/as nobody: /'

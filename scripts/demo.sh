@@ -5,7 +5,8 @@
 # scratch directory, builds the example model's image, deploys it with
 # `shoalctl apply` of examples/iris.yaml, its weights given as an artifact
 # (file://, verified by sha256 into the agent's cache and mounted
-# read-only), waits until it is healthy and asks it for a prediction.
+# read-only), waits until it is healthy, asks it for a prediction and shows
+# the fleet's figures (shoalctl top) and the agent's Prometheus metrics.
 # With --keep everything stays running afterwards.
 set -eu
 cd "$(dirname "$0")/.."
@@ -108,6 +109,13 @@ echo
 echo
 echo "\$ shoalctl events"
 ./shoalctl events
+echo
+echo "\$ shoalctl top"
+./shoalctl top
+echo
+echo "\$ curl -s http://127.0.0.1:9464/metrics | grep '^shoal_service\|^node_load1'"
+curl -sf http://127.0.0.1:9464/metrics | grep '^shoal_service\|^node_load1' ||
+	logs "the agent's metrics endpoint did not answer"
 if [ $keep -eq 1 ]; then
 	echo
 	echo "demo: still running. export SHOAL_CONTROL=$SHOAL_CONTROL to use ./shoalctl;"

@@ -14,7 +14,7 @@ export SHOAL_CONTROL="ipc://$SCRATCH/control.sock"
 start_coordinator() {
 	local tries=0
 	while :; do
-		start coordinator shoal-coordinator -c /dev/null --state-dir "$SCRATCH/coord" \
+		start coordinator shoal-coordinator -c /dev/null --metrics-listen off --state-dir "$SCRATCH/coord" \
 			--listen "tcp://127.0.0.1:$PORT" \
 			--publish "tcp://127.0.0.1:$((PORT + 1))" \
 			--control "$SHOAL_CONTROL" --missed-heartbeats 3
@@ -29,7 +29,7 @@ start_coordinator() {
 }
 
 start_agent() { # start_agent NAME RACK
-	start "$1" shoal-agent -c /dev/null --state-dir "$SCRATCH/$1" --node-id "$1" \
+	start "$1" shoal-agent -c /dev/null --metrics-listen off --state-dir "$SCRATCH/$1" --node-id "$1" \
 		--label role=model --label "rack=$2" \
 		--coordinator "tcp://127.0.0.1:$PORT" --heartbeat "$HB"
 }
