@@ -250,10 +250,17 @@ node_json(const Shoal__Node *n)
 	    json_integer((json_int_t)n->acked_generation));
 	if (n->figures)
 		json_object_set_new(o, "figures",
-		    json_pack("{s:f,s:f,s:I}", "load1", n->figures->load1,
-		        "cpu_percent", n->figures->cpu_percent,
-		        "memory_available_bytes",
-		        (json_int_t)n->figures->memory_available_bytes));
+		    json_pack("{s:f,s:f,s:I,s:I,s:i,s:f,s:I,s:I}", "load1",
+		        n->figures->load1, "cpu_percent",
+		        n->figures->cpu_percent, "memory_available_bytes",
+		        (json_int_t)n->figures->memory_available_bytes,
+		        "memory_total_bytes",
+		        (json_int_t)n->figures->memory_total_bytes, "gpus",
+		        (int)n->figures->gpus, "gpu_util_percent",
+		        n->figures->gpu_util_percent, "gpu_memory_used_bytes",
+		        (json_int_t)n->figures->gpu_memory_used_bytes,
+		        "gpu_memory_total_bytes",
+		        (json_int_t)n->figures->gpu_memory_total_bytes));
 	else
 		json_object_set_new(o, "figures", json_null());
 	json_object_set_new(o, "outbox_depth",
@@ -737,6 +744,15 @@ cmd_node_show(ctl_t *c, int argc, char **argv)
 			       "available\n",
 			    n->figures->load1, n->figures->cpu_percent,
 			    (double)n->figures->memory_available_bytes /
+			        (1 << 30));
+		if (n->figures && n->figures->gpus)
+			printf(
+			    "gpus:          %u, %.1f%% busy, %.1f of %.1f GiB "
+			    "in use\n",
+			    n->figures->gpus, n->figures->gpu_util_percent,
+			    (double)n->figures->gpu_memory_used_bytes /
+			        (1 << 30),
+			    (double)n->figures->gpu_memory_total_bytes /
 			        (1 << 30));
 		printf("generation:    %llu desired, %llu reached\n",
 		    (unsigned long long)n->generation,

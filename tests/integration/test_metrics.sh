@@ -174,6 +174,11 @@ check "services" grep -q '^shoal_services 1$' "$SCRATCH/coord.prom"
 check "per-node memory" grep -q "^shoal_node_memory_total_bytes{node=\"$PLAIN\"} [1-9]" "$SCRATCH/coord.prom"
 check "per-node GPU memory" grep -q "^shoal_node_gpu_memory_total_bytes{node=\"$GPU\"} 171798691840$" "$SCRATCH/coord.prom"
 
+check "node show --json has the GPU summary" json_ok \
+	'.figures.gpus == 2 and .figures.gpu_memory_total_bytes == 171798691840 and .figures.memory_total_bytes > 0' \
+	shoalctl node show "$GPU" --json
+check "... and so has its text" sh -c "shoalctl node show '$GPU' | grep -q '^gpus: *2, '"
+
 # -- shoalctl top -----------------------------------------------------------------
 check "top --json is an array of both nodes" json_ok 'length == 2 and all(.[]; .state == "online")' shoalctl top --json
 check "top --sort gpu puts the GPU node first" json_ok \
