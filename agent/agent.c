@@ -168,7 +168,11 @@ struct agent {
 	runner_t *runner;
 	artifacts_t *artifacts;
 	metrics_t *metrics;
-	httpd_t *httpd;      /* NULL: --metrics-listen off */
+	httpd_t *httpd; /* NULL: --metrics-listen off */
+	/* the artifact cache's size (a directory scan): at most once per
+	 * metrics interval */
+	artifacts_usage_t usage;
+	uint64_t usage_mono;
 	uint64_t status_seq; /* of the newest status report */
 	int status_dirty;    /* a report to build and send */
 	uint64_t status_sent_mono;
@@ -850,10 +854,15 @@ static int
 on_metrics(const char *path, prom_t *p, void *arg)
 {
 	agent_t *a = arg;
-	artifacts_usage_t u;
+	const artifacts_usage_t *u = &a->usage;
 
 	if (strcmp(path, "/metrics") != 0)
 		return 404;
+	if (!a->usage_mono ||
+	    mono_ms() - a->usage_mono >= a->opts->metrics_interval_ms) {
+		artifacts_usage(a->artifacts, &a->usage);
+		a->usage_mono = mono_ms();
+	}
 	metrics_render(a->metrics, p);
 	prom_family(p, "shoal_build_info", "gauge",
 	    "The shoal-agent running: its version.");
@@ -874,20 +883,20 @@ on_metrics(const char *path, prom_t *p, void *arg)
 	    "Events queued in the agent's outbox, not yet acknowledged by "
 	    "the coordinator.");
 	prom_count(p, "shoal_outbox_depth", outbox_depth(a->outbox));
-	artifacts_usage(a->artifacts, &u);
 	prom_family(p, "shoal_artifact_cache_bytes", "gauge",
 	    "Bytes of model artifacts in the node's cache.");
-	prom_count(p, "shoal_artifact_cache_bytes", u.bytes);
+	prom_count(p, "shoal_artifact_cache_bytes", u->bytes);
 	prom_family(p, "shoal_artifact_cache_files", "gauge",
 	    "Model artifacts in the node's cache.");
-	prom_count(p, "shoal_artifact_cache_files", u.files);
+	prom_count(p, "shoal_artifact_cache_files", u->files);
 	prom_family(p, "shoal_artifact_cache_budget_bytes", "gauge",
 	    "The artifact cache's budget (0: the disk's free space).");
-	prom_count(p, "shoal_artifact_cache_budget_bytes", u.budget);
+	prom_count(p, "shoal_artifact_cache_budget_bytes", u->budget);
 	prom_family(p, "shoal_artifact_downloaded_bytes_total", "counter",
 	    "Artifact bytes received from servers since the agent started.");
-	prom_count(p, "shoal_artifact_downloaded_bytes_total", u.downloaded);
+	prom_count(p, "shoal_artifact_downloaded_bytes_total", u->downloaded);
 	runner_render_metrics(a->runner, p);
+	prom_process(p);
 	return 200;
 }
 
@@ -1016,12 +1025,21 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 		goto fail;
 	}
 	record(a, "agent.started", "shoal-agent %s started", PACKAGE_VERSION);
-	log_info(
-	    "agent %s (node %s, generation %llu, %llu events queued): "
-	    "coordinator %s, doorbell %s, container runtime %s, metrics %s",
-	    PACKAGE_VERSION, opts->node_id, (unsigned long long)a->generation,
-	    (unsigned long long)outbox_depth(a->outbox), opts->coordinator,
-	    a->doorbell_ep, opts->runtime_socket, opts->metrics_listen);
+	{
+		char where[300];
+
+		httpd_describe(a->httpd, opts->metrics_listen, where,
+		    sizeof where);
+		log_info(
+		    "agent %s (node %s, generation %llu, %llu events queued): "
+		    "coordinator %s, doorbell %s, container runtime %s, "
+		    "metrics %s",
+		    PACKAGE_VERSION, opts->node_id,
+		    (unsigned long long)a->generation,
+		    (unsigned long long)outbox_depth(a->outbox),
+		    opts->coordinator, a->doorbell_ep, opts->runtime_socket,
+		    where);
+	}
 	*ret = a;
 	return 0;
 fail:

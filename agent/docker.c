@@ -43,6 +43,9 @@
 #define API_NEWEST_MINOR 47
 #define BODY_MAX (8u << 20)
 #define CALL_TIMEOUT_MS 30000L
+/* Resource readings and pings: a slow daemon must not hold a worker long
+ * (probes and restarts wait for one). */
+#define STATS_TIMEOUT_MS 5000L
 #define CONNECT_TIMEOUT_MS 5000L
 /* A pull has no deadline, but one that moved no byte this long ends. */
 #define PULL_STALL_S 600L
@@ -868,6 +871,20 @@ out:
 	return r;
 }
 
+int
+docker_ping(docker_t *d, char *err, size_t errlen)
+{
+	buf_t b = { 0 };
+	long st = request(d, "GET", "/_ping", NULL, STATS_TIMEOUT_MS, &b,
+	    "GET /_ping", err, errlen);
+	int r = st < 0  ? (int)st
+	    : st == 200 ? 0
+	                : failed(st, &b, "GET /_ping", err, errlen);
+
+	free(b.data);
+	return r;
+}
+
 /* A count the daemon gives: 0 when absent, not a number or negative. */
 static uint64_t
 json_u64(const json_t *v)
@@ -894,7 +911,7 @@ docker_stats(docker_t *d, const char *id, docker_stats_t *out, char *err,
 
 	memset(out, 0, sizeof *out);
 	what_of(what, sizeof what, "stats", id);
-	st = request(d, "GET", path, NULL, CALL_TIMEOUT_MS, &b, what, err,
+	st = request(d, "GET", path, NULL, STATS_TIMEOUT_MS, &b, what, err,
 	    errlen);
 	if (st < 0) {
 		r = (int)st;
@@ -913,6 +930,19 @@ docker_stats(docker_t *d, const char *id, docker_stats_t *out, char *err,
 	    "total_usage"));
 	mem = json_object_get(o, "memory_stats");
 	out->memory_bytes = json_u64(json_object_get(mem, "usage"));
+	/* As the docker CLI counts it: less the page cache the kernel may
+	 * reclaim at once (a model's mmap()ed weights, mostly); cgroup v2
+	 * names it inactive_file, v1 total_inactive_file. */
+	{
+		json_t *st2 = json_object_get(mem, "stats");
+		json_t *inactive = json_object_get(st2, "inactive_file");
+		uint64_t cache = json_u64(inactive
+		        ? inactive
+		        : json_object_get(st2, "total_inactive_file"));
+
+		if (cache < out->memory_bytes)
+			out->memory_bytes -= cache;
+	}
 	out->memory_limit = json_u64(json_object_get(mem, "limit"));
 out:
 	json_decref(o);

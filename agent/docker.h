@@ -102,11 +102,13 @@ int docker_inspect(docker_t *d, const char *id, docker_container_t *out,
  * /containers/ID/stats, not streamed). */
 typedef struct docker_stats {
 	uint64_t cpu_ns;       /* CPU time used since it started */
-	uint64_t memory_bytes; /* memory in use */
+	uint64_t memory_bytes; /* in use, less the inactive page cache */
 	uint64_t memory_limit; /* 0: none reported */
 } docker_stats_t;
 int docker_stats(docker_t *d, const char *id, docker_stats_t *out, char *err,
     size_t errlen);
+/* GET /_ping: whether the daemon answers (5 s at most). */
+int docker_ping(docker_t *d, char *err, size_t errlen);
 /* Every container (running or not) with label key=value; the caller frees
  * *ret with free(). */
 int docker_list(docker_t *d, const char *label_key, const char *label_value,

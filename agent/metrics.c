@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/fsstat.h"
 #include "agent/gpu.h"
 #include "agent/metrics.h"
 #include "agent/procfs.h"
@@ -61,11 +61,6 @@ static const struct {
 	[F_MOUNTS] = { "mounts", "filesystem" },
 };
 
-typedef struct fsstat {
-	uint64_t size, free, avail, files, files_free;
-	int error; /* statvfs failed */
-} fsstat_t;
-
 struct metrics {
 	zloop_t *loop;
 	int timer;
@@ -86,9 +81,11 @@ struct metrics {
 	unsigned char disk_shown[PROCFS_DISKS_MAX];
 	procfs_netdevs_t net;
 	procfs_mounts_t mounts;
-	unsigned char mount_shown[PROCFS_MOUNTS_MAX];
-	fsstat_t fs[PROCFS_MOUNTS_MAX];
-	regex_t disk_re, mount_re;
+	const procfs_mount_t *shown[PROCFS_MOUNTS_MAX];
+	fsstat_t *fsw; /* statvfs off the loop */
+	fsstat_result_t fs[PROCFS_MOUNTS_MAX];
+	size_t nfs;
+	char hung[sizeof((procfs_mount_t *)0)->mountpoint]; /* logged */
 
 	/* CPU use between the last two samples */
 	uint64_t prev_busy, prev_total;
@@ -101,13 +98,76 @@ struct metrics {
 	uint64_t sample_us, samples;
 };
 
-/* node_exporter's defaults: partitions and RAM/loop devices are left out
- * of the disks, pseudo file systems and these mount points out of the file
- * systems. */
-#define DISK_EXCLUDE "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme[0-9]+n[0-9]+p)[0-9]+$"
-#define MOUNT_EXCLUDE                                           \
-	"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|" \
-	"var/lib/containers/storage/.+)($|/)"
+/* Skips the decimal digits at s; NULL when there are none. */
+static const char *
+digits(const char *s)
+{
+	const char *p = s;
+
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return p > s ? p : NULL;
+}
+
+/*
+ * node_exporter's default device exclusion, by hand (regexec() costs about
+ * a microsecond a call, on every sample): ram0, loop3, fd0, and partitions
+ * like sda1, vdb2, xvda1 and nvme0n1p2.
+ */
+static int
+disk_shown(const char *n)
+{
+	static const char *const counted[] = { "ram", "loop", "fd" };
+	const char *p;
+
+	for (size_t i = 0; i < ARRAY_SIZE(counted); i++) {
+		size_t k = strlen(counted[i]);
+
+		if (strncmp(n, counted[i], k) == 0 && (p = digits(n + k)) &&
+		    !*p)
+			return 0;
+	}
+	p = n;
+	if (strncmp(p, "xv", 2) == 0)
+		p += 2;
+	else if (*p == 'h' || *p == 's' || *p == 'v')
+		p++;
+	else
+		p = NULL;
+	if (p && p[0] == 'd' && p[1] >= 'a' && p[1] <= 'z' &&
+	    (p = digits(p + 2)) && !*p)
+		return 0;
+	if (strncmp(n, "nvme", 4) == 0 && (p = digits(n + 4)) && *p == 'n' &&
+	    (p = digits(p + 1)) && *p == 'p' && (p = digits(p + 1)) && !*p)
+		return 0;
+	return 1;
+}
+
+/* node_exporter's default mount point exclusion: /dev, /proc and /sys and
+ * below, and what is below /run/credentials/, /var/lib/docker/ and
+ * /var/lib/containers/storage/. */
+static int
+mountpoint_shown(const char *m)
+{
+	static const char *const trees[] = { "/dev", "/proc", "/sys" };
+	static const char *const below[] = { "/run/credentials/",
+		"/var/lib/docker/", "/var/lib/containers/storage/" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(trees); i++) {
+		size_t k = strlen(trees[i]);
+
+		if (strncmp(m, trees[i], k) == 0 &&
+		    (m[k] == '\0' || m[k] == '/'))
+			return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(below); i++) {
+		size_t k = strlen(below[i]);
+
+		if (strncmp(m, below[i], k) == 0 && m[k])
+			return 0;
+	}
+	return 1;
+}
 
 static const char *const fstype_excluded[] = { "autofs", "binfmt_misc", "bpf",
 	"cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs",
@@ -116,12 +176,14 @@ static const char *const fstype_excluded[] = { "autofs", "binfmt_misc", "bpf",
 	"sysfs", "tracefs",
 	/* may block the loop: see the top of the file */
 	"nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "9p",
-	"afs", "lustre", "gpfs", "beegfs", "fuse" };
+	"afs", "lustre", "gpfs", "beegfs", "gfs2", "ocfs2", "wekafs",
+	"orangefs", "glusterfs" };
 
 static int
 fstype_shown(const char *t)
 {
-	if (strncmp(t, "fuse.", 5) == 0)
+	/* fuse, fuseblk, fuse.sshfs, ...: a user-space daemon answers */
+	if (strncmp(t, "fuse", 4) == 0)
 		return 0;
 	for (size_t i = 0; i < ARRAY_SIZE(fstype_excluded); i++)
 		if (strcmp(t, fstype_excluded[i]) == 0)
@@ -138,8 +200,10 @@ read_file(metrics_t *m, int fd)
 
 	for (;;) {
 		if (m->cap - len < 4096) {
-			if (m->cap >= FILE_MAX)
+			if (m->cap >= FILE_MAX) {
+				errno = EFBIG;
 				return -1;
+			}
 			m->cap = m->cap ? m->cap * 2 : 65536;
 			m->buf = xrealloc(m->buf, m->cap);
 		}
@@ -170,36 +234,36 @@ parse(metrics_t *m, int f, ssize_t len, const char *err, int r)
 		log_warning("metrics: %s/%s: %s", m->proc, files[f].path, err);
 }
 
+/* Asks the statvfs thread for the mounts node_exporter would show, and
+ * takes its newest answers (the previous sample's ask). */
 static void
 sample_filesystems(metrics_t *m)
 {
+	const char *hung;
+	size_t n = 0;
+
 	for (size_t i = 0; i < m->mounts.n; i++) {
 		const procfs_mount_t *mt = &m->mounts.v[i];
-		struct statvfs sv;
-		fsstat_t *fs = &m->fs[i];
 		int dup = 0;
 
-		m->mount_shown[i] = fstype_shown(mt->fstype) &&
-		    regexec(&m->mount_re, mt->mountpoint, 0, NULL, 0) != 0;
+		if (!fstype_shown(mt->fstype) ||
+		    !mountpoint_shown(mt->mountpoint))
+			continue;
 		/* A mount point mounted over shows its top mount only. */
 		for (size_t j = i + 1; j < m->mounts.n && !dup; j++)
 			dup = strcmp(m->mounts.v[j].mountpoint,
 			          mt->mountpoint) == 0;
-		if (dup)
-			m->mount_shown[i] = 0;
-		if (!m->mount_shown[i])
-			continue;
-		*fs = (fsstat_t){ 0 };
-		if (statvfs(mt->mountpoint, &sv) < 0) {
-			fs->error = 1;
-			continue;
-		}
-		fs->size = (uint64_t)sv.f_blocks * sv.f_frsize;
-		fs->free = (uint64_t)sv.f_bfree * sv.f_frsize;
-		fs->avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-		fs->files = sv.f_files;
-		fs->files_free = sv.f_ffree;
+		if (!dup)
+			m->shown[n++] = mt;
 	}
+	fsstat_request(m->fsw, m->shown, n);
+	m->nfs = fsstat_results(m->fsw, m->fs, ARRAY_SIZE(m->fs), &hung);
+	if (hung && strcmp(hung, m->hung) != 0)
+		log_warning("metrics: statvfs(%s) has not returned for %ds: "
+		            "its file system is reported failing, the others' "
+		            "figures stay as they were",
+		    hung, FSSTAT_HANG_MS / 1000);
+	snprintf(m->hung, sizeof m->hung, "%s", hung ? hung : "");
 }
 
 void
@@ -232,8 +296,7 @@ metrics_sample(metrics_t *m)
 	if (m->ok[F_DISKSTATS])
 		for (size_t i = 0; i < m->disks.n; i++)
 			m->disk_shown[i] =
-			    regexec(&m->disk_re, m->disks.v[i].name, 0, NULL,
-			        0) != 0;
+			    (unsigned char)disk_shown(m->disks.v[i].name);
 	if (m->ok[F_MOUNTS])
 		sample_filesystems(m);
 
@@ -288,9 +351,6 @@ metrics_new(zloop_t *loop, const metrics_config_t *cfg, metrics_t **ret)
 	snprintf(m->hostname, sizeof m->hostname, "%s",
 	    cfg->hostname ? cfg->hostname : "");
 	m->tick_s = 1.0 / (double)(hz > 0 ? hz : 100);
-	if (regcomp(&m->disk_re, DISK_EXCLUDE, REG_EXTENDED | REG_NOSUB) ||
-	    regcomp(&m->mount_re, MOUNT_EXCLUDE, REG_EXTENDED | REG_NOSUB))
-		abort(); /* constant patterns */
 	for (int f = 0; f < F_COUNT; f++) {
 		char *path = xasprintf("%s/%s", m->proc, files[f].path);
 
@@ -302,11 +362,18 @@ metrics_new(zloop_t *loop, const metrics_config_t *cfg, metrics_t **ret)
 			    strerror(errno));
 		free(path);
 	}
+	if (fsstat_new(&m->fsw) < 0)
+		abort(); /* no thread: out of resources at start-up */
 	if (!cfg->nvml_library || strcmp(cfg->nvml_library, "off") != 0)
 		gpu_new(cfg->nvml_library ? cfg->nvml_library
 		                          : GPU_DEFAULT_LIBRARY,
 		    interval, &m->gpu);
 	metrics_sample(m);
+	/* The first scrape should have the file systems. */
+	fsstat_wait(m->fsw, 500);
+	if (m->ok[F_MOUNTS])
+		m->nfs = fsstat_results(m->fsw, m->fs, ARRAY_SIZE(m->fs),
+		    &(const char *){ NULL });
 	m->timer =
 	    loop ? zloop_timer(loop, (size_t)interval, 0, on_timer, m) : -1;
 	*ret = m;
@@ -323,11 +390,10 @@ metrics_destroy(metrics_t **mp)
 	if (m->timer >= 0)
 		zloop_timer_end(m->loop, m->timer);
 	gpu_destroy(&m->gpu);
+	fsstat_destroy(&m->fsw);
 	for (int f = 0; f < F_COUNT; f++)
 		if (m->fd[f] >= 0)
 			close(m->fd[f]);
-	regfree(&m->disk_re);
-	regfree(&m->mount_re);
 	free(m->buf);
 	free(m->proc);
 	free(m);
@@ -365,7 +431,11 @@ metrics_figures(metrics_t *m, Shoal__HostFigures *f)
 		for (size_t i = 0; i < m->gs.ndevices; i++) {
 			used += m->gs.devices[i].mem_used;
 			total += m->gs.devices[i].mem_total;
-			util += m->gs.devices[i].util_percent;
+			/* a driver's nonsense must not cost the heartbeat,
+			 * which the coordinator checks */
+			util += m->gs.devices[i].util_percent > 100
+			    ? 100
+			    : m->gs.devices[i].util_percent;
 		}
 		f->gpus = (uint32_t)m->gs.ndevices;
 		f->gpu_util_percent =
@@ -609,50 +679,46 @@ render_filesystems(metrics_t *m, prom_t *p)
 		size_t off;
 	} cols[] = {
 		{ "node_filesystem_size_bytes", "Filesystem size in bytes.",
-		    offsetof(fsstat_t, size) },
+		    offsetof(fsstat_result_t, size) },
 		{ "node_filesystem_free_bytes",
 		    "Filesystem free space in bytes.",
-		    offsetof(fsstat_t, free) },
+		    offsetof(fsstat_result_t, free) },
 		{ "node_filesystem_avail_bytes",
 		    "Filesystem space available to non-root users in bytes.",
-		    offsetof(fsstat_t, avail) },
+		    offsetof(fsstat_result_t, avail) },
 		{ "node_filesystem_files", "Filesystem total file nodes.",
-		    offsetof(fsstat_t, files) },
+		    offsetof(fsstat_result_t, files) },
 		{ "node_filesystem_files_free",
 		    "Filesystem total free file nodes.",
-		    offsetof(fsstat_t, files_free) },
+		    offsetof(fsstat_result_t, files_free) },
+		{ "node_filesystem_readonly", "Filesystem read-only status.",
+		    0 },
+		{ "node_filesystem_device_error",
+		    "Whether an error occurred while getting statistics for "
+		    "the given device.",
+		    0 },
 	};
+	const size_t nsizes = ARRAY_SIZE(cols) - 2;
 
-	for (size_t c = 0; c <= ARRAY_SIZE(cols) + 1; c++) {
-		const char *name = c < ARRAY_SIZE(cols) ? cols[c].name
-		    : c == ARRAY_SIZE(cols) ? "node_filesystem_readonly"
-		                            : "node_filesystem_device_error";
-
-		prom_family(p, name, "gauge",
-		    c < ARRAY_SIZE(cols) ? cols[c].help
-		        : c == ARRAY_SIZE(cols)
-		        ? "Filesystem read-only status."
-		        : "Whether an error occurred while getting statistics "
-		          "for the given device.");
-		for (size_t i = 0; i < m->mounts.n; i++) {
-			const procfs_mount_t *mt = &m->mounts.v[i];
+	for (size_t c = 0; c < ARRAY_SIZE(cols); c++) {
+		prom_family(p, cols[c].name, "gauge", cols[c].help);
+		for (size_t i = 0; i < m->nfs; i++) {
+			const fsstat_result_t *fs = &m->fs[i];
 			uint64_t v;
 
-			if (!m->mount_shown[i] ||
-			    (c < ARRAY_SIZE(cols) && m->fs[i].error))
+			if (c < nsizes && fs->error)
 				continue;
-			if (c < ARRAY_SIZE(cols))
-				memcpy(&v,
-				    (const char *)&m->fs[i] + cols[c].off,
+			if (c < nsizes)
+				memcpy(&v, (const char *)fs + cols[c].off,
 				    sizeof v);
-			else if (c == ARRAY_SIZE(cols))
-				v = (uint64_t)mt->readonly;
+			else if (c == nsizes)
+				v = (uint64_t)fs->mount.readonly;
 			else
-				v = (uint64_t)m->fs[i].error;
-			prom_begin(p, name);
-			prom_label(p, "device", mt->device);
-			prom_label(p, "fstype", mt->fstype);
-			prom_label(p, "mountpoint", mt->mountpoint);
+				v = (uint64_t)fs->error;
+			prom_begin(p, cols[c].name);
+			prom_label(p, "device", fs->mount.device);
+			prom_label(p, "fstype", fs->mount.fstype);
+			prom_label(p, "mountpoint", fs->mount.mountpoint);
 			prom_value_uint(p, v);
 		}
 	}
@@ -806,12 +872,39 @@ metrics_render(metrics_t *m, prom_t *p)
 	for (size_t i = 0; i < ARRAY_SIZE(collectors); i++) {
 		int f = collectors[i];
 
+		int ok = m->ok[f];
+
 		/* no pressure files at all: no pressure collector */
 		if (m->fd[f] < 0)
 			continue;
+		if (f == F_PSI_CPU)
+			ok = (m->fd[F_PSI_CPU] < 0 || m->ok[F_PSI_CPU]) &&
+			    (m->fd[F_PSI_MEMORY] < 0 || m->ok[F_PSI_MEMORY]) &&
+			    (m->fd[F_PSI_IO] < 0 || m->ok[F_PSI_IO]);
 		prom_begin(p, "node_scrape_collector_success");
 		prom_label(p, "collector", files[f].collector);
-		prom_value_uint(p, (uint64_t)m->ok[f]);
+		prom_value_uint(p, (uint64_t)ok);
+	}
+	prom_family(p, "shoal_metrics_rows_dropped", "gauge",
+	    "Rows of a /proc file beyond what the collector keeps (CPUs, "
+	    "fields, disks, interfaces, mounts): not shown.");
+	{
+		const struct {
+			const char *file;
+			size_t n;
+		} d[] = {
+			{ "stat", m->stat.dropped },
+			{ "meminfo", m->mem.dropped },
+			{ "diskstats", m->disks.dropped },
+			{ "net/dev", m->net.dropped },
+			{ "mounts", m->mounts.dropped },
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(d); i++) {
+			prom_begin(p, "shoal_metrics_rows_dropped");
+			prom_label(p, "file", d[i].file);
+			prom_value_uint(p, d[i].n);
+		}
 	}
 	prom_family(p, "shoal_metrics_sample_duration_seconds", "gauge",
 	    "What the last sample of the host's /proc files cost.");

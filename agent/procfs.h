@@ -72,7 +72,7 @@ typedef struct procfs_pressure {
 	procfs_psi_line_t some, full; /* cpu has no "full" on older kernels */
 } procfs_pressure_t;
 
-#define PROCFS_DISKS_MAX 256
+#define PROCFS_DISKS_MAX 1024
 
 typedef struct procfs_disk {
 	char name[64];
@@ -90,7 +90,7 @@ typedef struct procfs_diskstats {
 	size_t n, dropped;
 } procfs_diskstats_t;
 
-#define PROCFS_NETDEVS_MAX 256
+#define PROCFS_NETDEVS_MAX 1024
 
 typedef struct procfs_netdev {
 	char name[32];
@@ -105,7 +105,7 @@ typedef struct procfs_netdevs {
 	size_t n, dropped;
 } procfs_netdevs_t;
 
-#define PROCFS_MOUNTS_MAX 256
+#define PROCFS_MOUNTS_MAX 1024
 
 typedef struct procfs_mount {
 	char device[256];     /* octal escapes (\040) decoded */

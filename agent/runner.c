@@ -60,6 +60,8 @@
 #define HEALTHY_DEADLINE_DEFAULT_MS (5 * 60 * 1000)
 /* How often a running container's CPU and memory are read. */
 #define STATS_MS 10000
+/* How often the runtime is asked whether it answers (shoal_runtime_up). */
+#define PING_MS 10000
 #define REASON_MAX 512
 
 typedef struct ctr {
@@ -146,6 +148,9 @@ struct runner {
 	int listing;
 	int adopted; /* the first container list is in */
 	unsigned pulling;
+	int runtime_up;       /* its last call was answered */
+	int stating, pinging; /* a stats or ping job in flight */
+	uint64_t next_ping_mono;
 	/* containers a removal failed for, tried again at garbage_mono */
 	char **garbage;
 	size_t ngarbage;
@@ -173,6 +178,7 @@ enum job_kind {
 	J_SWITCH,
 	J_REMOVE,
 	J_STATS,
+	J_PING,
 };
 
 typedef struct rjob {
@@ -585,6 +591,9 @@ run_job(job_t *job)
 		j->r = docker_stats(j->docker, j->id, &j->stats, j->err,
 		    sizeof j->err);
 		break;
+	case J_PING:
+		j->r = docker_ping(j->docker, j->err, sizeof j->err);
+		break;
 	case J_REMOVE:
 		j->r = 0;
 		for (size_t i = 0; i < j->nids; i++) {
@@ -601,6 +610,19 @@ run_job(job_t *job)
 /* -- completions (loop thread) ----------------------------------------- */
 
 static void job_done(job_t *job, void *arg);
+
+/* Whether the runtime answered this job's calls: a connection refused or
+ * cut, or no answer in time, is down; a refusal (404, 409) is up. */
+static void
+note_runtime(runner_t *rn, const rjob_t *j)
+{
+	if (j->kind == J_OPEN || j->kind == J_PRESTAGE)
+		return; /* J_OPEN sets it itself; prestages call no runtime */
+	if ((j->r < 0 && j->r > SHOAL_E_BASE) || j->r == SHOAL_E_TIMEOUT)
+		rn->runtime_up = 0;
+	else
+		rn->runtime_up = 1;
+}
 
 static void
 observe_probe(slot_t *s, const rjob_t *j)
@@ -659,7 +681,8 @@ new_job(runner_t *rn, enum job_kind kind, slot_t *s)
 			j->revision = s->want->revision;
 			j->spec = spec_copy(s->want->spec);
 		}
-		if (kind != J_PROBE && kind != J_PRESTAGE && kind != J_STATS)
+		if (kind != J_PROBE && kind != J_PRESTAGE && kind != J_STATS &&
+		    kind != J_PING)
 			s->busy = 1;
 	}
 	return j;
@@ -1270,8 +1293,14 @@ job_done(job_t *job, void *arg)
 		prestage_done(rn, s, j);
 		goto out;
 	}
+	note_runtime(rn, j);
 	if (j->kind == J_STATS) {
+		rn->stating = 0;
 		stats_done(s, j, now);
+		goto out;
+	}
+	if (j->kind == J_PING) {
+		rn->pinging = 0;
 		goto out;
 	}
 	if (s && j->kind == J_PROBE && j->probed)
@@ -1291,6 +1320,7 @@ job_done(job_t *job, void *arg)
 			break;
 		}
 		rn->docker = j->docker;
+		rn->runtime_up = 1;
 		rn->runtime_err[0] = '\0';
 		log_info("container runtime at %s: API %s", rn->socket,
 		    docker_api_version(rn->docker));
@@ -1416,6 +1446,7 @@ job_done(job_t *job, void *arg)
 		}
 		break;
 	case J_STATS:
+	case J_PING:
 		break; /* handled above */
 	}
 out:
@@ -1452,11 +1483,15 @@ step(runner_t *rn, slot_t *s, uint64_t now)
 	if (s->active.id[0] && !s->active.probing && !s->need_restart &&
 	    now >= s->active.next_probe_mono)
 		probe(rn, s, &s->active);
-	if (s->active.id[0] && !s->active.stating &&
-	    now >= s->active.next_stats_mono) {
+	/* One stats job at a time, and none while the pool is nearly full:
+	 * probes and restarts come first. */
+	if (s->active.id[0] && !s->active.stating && !rn->stating &&
+	    now >= s->active.next_stats_mono &&
+	    jobs_pending(rn->jobs) < WORKERS - 1) {
 		j = new_job(rn, J_STATS, s);
 		snprintf(j->id, sizeof j->id, "%s", s->active.id);
 		s->active.stating = 1;
+		rn->stating = 1;
 		jobs_submit(rn->jobs, &j->base);
 	}
 	step_prestage(rn, s, now);
@@ -1558,6 +1593,13 @@ on_tick(zloop_t *loop, int timer_id, void *arg)
 			jobs_submit(rn->jobs, &j->base);
 		}
 		return 0;
+	}
+	if (!rn->pinging && now >= rn->next_ping_mono) {
+		rjob_t *j = new_job(rn, J_PING, NULL);
+
+		rn->pinging = 1;
+		rn->next_ping_mono = now + PING_MS;
+		jobs_submit(rn->jobs, &j->base);
 	}
 	if (rn->ngarbage && now >= rn->garbage_mono) {
 		rjob_t *j = new_job(rn, J_REMOVE, NULL);
@@ -1777,7 +1819,7 @@ runner_render_metrics(runner_t *rn, prom_t *p)
 
 	prom_family(p, "shoal_runtime_up", "gauge",
 	    "1 when the container runtime's API answers.");
-	prom_gauge(p, "shoal_runtime_up", rn->docker != NULL);
+	prom_gauge(p, "shoal_runtime_up", rn->docker && rn->runtime_up);
 	prom_family(p, "shoal_service_state", "gauge",
 	    "1 for the state each service is in on this node.");
 	for (size_t i = 0; i < rn->n; i++)

@@ -9,7 +9,8 @@
 # growth from the first minute to the end are printed for BENCHMARKS.md.
 #
 # usage: bench/soak_metrics.sh [MINUTES]   (run from the build directory, as
-# root for the container; without Podman it soaks without one)
+# root for the container; without Podman it soaks without one). MINUTES may
+# be a fraction (0.5).
 set -eu
 minutes=${1:-10}
 build=$(pwd)
@@ -56,7 +57,10 @@ coord=$!
 pids="$pids $coord"
 nvml="$build/tests/tools/libfakenvml.so"
 [ -f "$nvml" ] || nvml=off
-"$build/shoal-agent" -c /dev/null --state-dir "$dir/agent" --node-id "$node" \
+# SOAK_WRAP runs the agent under a tool, e.g.
+# SOAK_WRAP="valgrind --leak-check=full --log-file=/tmp/soak-vg.txt".
+# shellcheck disable=SC2086
+${SOAK_WRAP:-} "$build/shoal-agent" -c /dev/null --state-dir "$dir/agent" --node-id "$node" \
 	--label role=model --coordinator "tcp://127.0.0.1:$base" \
 	--runtime-socket "$runtime" --heartbeat 200ms --metrics-interval 1s \
 	--metrics-listen "127.0.0.1:$((base + 2))" --nvml-library "$nvml" \
@@ -67,7 +71,7 @@ pids="$pids $agent"
 i=0
 until curl -sf -o /dev/null "http://127.0.0.1:$((base + 2))/metrics"; do
 	i=$((i + 1))
-	[ $i -lt 100 ] || { echo "soak: the agent did not come up" >&2; cat "$dir/agent.log" >&2; exit 1; }
+	[ $i -lt 300 ] || { echo "soak: the agent did not come up" >&2; cat "$dir/agent.log" >&2; exit 1; }
 	sleep 0.1
 done
 if [ $with_container -eq 1 ]; then
@@ -87,7 +91,7 @@ EOF
 	done
 fi
 
-scrapes=$((minutes * 600))
+scrapes=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 600 }')
 "$build/bench/bench_scrape" "http://127.0.0.1:$((base + 2))/metrics" $scrapes 100 >"$dir/scrape.txt" &
 scraper=$!
 pids="$pids $scraper"

@@ -8,6 +8,7 @@
 #include "autoconf.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -24,11 +25,21 @@
 #include "common/log.h"
 #include "common/util.h"
 
-#define CONNECTIONS_MAX 64
-#define PER_IP_MAX 16
+#define CONNECTIONS_MAX 256
+#define PER_IP_MAX 64
 #define CONNECTION_TIMEOUT_S 10
+/* What MHD may take per connection for the request's headers. */
+#define CONNECTION_MEMORY 16384
+/* Scrapes closer together than this share one rendering. */
+#define RENDER_MIN_MS 100
+/* Older renderings still being sent; more make scrapes share the newest,
+ * unless it is older than STALE_MAX_MS. */
+#define RETIRED_MAX 2
+#define STALE_MAX_MS 30000
 /* MHD_run() rounds in a row while MHD says more is ready at once. */
 #define RUNS_MAX 64
+
+typedef struct rendering rendering_t;
 
 struct httpd {
 	zloop_t *loop;
@@ -39,7 +50,11 @@ struct httpd {
 	httpd_handler_fn fn;
 	void *arg;
 	prom_t body;
-	uint64_t requests;
+	rendering_t *cur; /* the newest rendering, of cur_path */
+	char cur_path[256];
+	rendering_t *retired;
+	unsigned nretired;
+	uint64_t requests, renders;
 };
 
 int
@@ -109,14 +124,108 @@ reply_text(struct MHD_Connection *conn, unsigned status, const char *text)
 	return r;
 }
 
+/* A rendering's response, shared by every request it answers. */
+struct rendering {
+	struct MHD_Response *resp;
+	uint64_t made_mono;
+	unsigned users;    /* requests it is queued on, not completed */
+	rendering_t *next; /* h->retired */
+};
+
+static void
+rendering_free(rendering_t *r)
+{
+	MHD_destroy_response(r->resp);
+	free(r);
+}
+
+/* The newest rendering is replaced: free it, or keep it while requests
+ * still send it. */
+static void
+retire(httpd_t *h)
+{
+	rendering_t *r = h->cur;
+
+	h->cur = NULL;
+	if (!r)
+		return;
+	if (r->users == 0) {
+		rendering_free(r);
+		return;
+	}
+	r->next = h->retired;
+	h->retired = r;
+	h->nretired++;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode why)
+{
+	httpd_t *h = cls;
+	rendering_t *r = *con_cls;
+
+	(void)conn;
+	(void)why;
+	*con_cls = NULL;
+	if (!r || (void *)r == (void *)h)
+		return;
+	if (--r->users > 0 || r == h->cur)
+		return;
+	for (rendering_t **pp = &h->retired; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			h->nretired--;
+			rendering_free(r);
+			return;
+		}
+}
+
+/* The rendering for a request of path: the newest one while it is young
+ * (scrapes in a burst, or a peer scraping in a loop, cost one rendering
+ * per RENDER_MIN_MS at most), or while RETIRED_MAX older ones are still
+ * being sent to slow readers (so they pin that many copies at most), else
+ * a new one. NULL with *status set when the handler did not answer 200. */
+static rendering_t *
+rendering_for(httpd_t *h, const char *path, int *status)
+{
+	uint64_t now = mono_ms(), age;
+	rendering_t *r;
+
+	age = h->cur ? now - h->cur->made_mono : 0;
+	if (h->cur && strcmp(h->cur_path, path) == 0 &&
+	    (age < RENDER_MIN_MS ||
+	        (h->nretired >= RETIRED_MAX && age < STALE_MAX_MS)))
+		return h->cur;
+	prom_reset(&h->body);
+	*status = h->fn(path, &h->body, h->arg);
+	if (*status != MHD_HTTP_OK)
+		return NULL;
+	r = xcalloc(1, sizeof *r);
+	/* Copied: the next rendering reuses the buffer while slow readers
+	 * may still be sending this one. */
+	r->resp = MHD_create_response_from_buffer(h->body.len,
+	    h->body.buf ? h->body.buf : (char *)"", MHD_RESPMEM_MUST_COPY);
+	if (!r->resp)
+		abort(); /* out of memory */
+	MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    PROM_CONTENT_TYPE);
+	r->made_mono = now;
+	retire(h);
+	h->cur = r;
+	snprintf(h->cur_path, sizeof h->cur_path, "%s", path);
+	h->renders++;
+	return r;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload,
     size_t *upload_size, void **con_cls)
 {
 	httpd_t *h = cls;
-	struct MHD_Response *resp;
-	int status;
+	rendering_t *r;
+	int status = MHD_HTTP_OK;
 
 	(void)version;
 	(void)upload;
@@ -131,29 +240,31 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	/* The first call only says a request began; answering there makes
 	 * MHD close the connection after the response (it cannot know yet
-	 * that no body follows), and Prometheus keeps its connection. */
+	 * that no body follows), and Prometheus keeps its connection. A body
+	 * sent with a GET is read and dropped; the answer comes after it. */
 	if (!*con_cls) {
 		*con_cls = h;
 		return MHD_YES;
 	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (*con_cls != (void *)h)
+		return MHD_YES; /* answered already */
 	h->requests++;
-	prom_reset(&h->body);
-	status = h->fn(url, &h->body, h->arg);
-	if (status != MHD_HTTP_OK)
+	r = rendering_for(h, url, &status);
+	if (!r)
 		return reply_text(conn, (unsigned)status,
 		           status == MHD_HTTP_NOT_FOUND ? "not found\n"
 		                                        : "error\n") == MHD_YES
 		    ? MHD_YES
 		    : MHD_NO;
-	/* Copied: a slow reader may still be sending while the next scrape
-	 * renders into the same buffer. */
-	resp = MHD_create_response_from_buffer(h->body.len,
-	    h->body.buf ? h->body.buf : (char *)"", MHD_RESPMEM_MUST_COPY);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    PROM_CONTENT_TYPE);
-	status = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	return status == MHD_YES ? MHD_YES : MHD_NO;
+	if (MHD_queue_response(conn, MHD_HTTP_OK, r->resp) != MHD_YES)
+		return MHD_NO;
+	r->users++;
+	*con_cls = r; /* on_completed() lets go of it */
+	return MHD_YES;
 }
 
 static void arm(httpd_t *h);
@@ -226,7 +337,7 @@ listen_socket(const char *addr, unsigned *ret_port, char *err, size_t errlen)
 		struct sockaddr_in6 in6;
 	} bound;
 	socklen_t blen = sizeof bound;
-	int fd = -1, one = 1, saved = 0, r;
+	int fd = -1, one = 1, saved = 0, wild, r;
 
 	if (httpd_parse_listen(addr, host, sizeof host, &p) < 0) {
 		snprintf(err, errlen, "metrics endpoint '%s': expected %s",
@@ -234,17 +345,36 @@ listen_socket(const char *addr, unsigned *ret_port, char *err, size_t errlen)
 		return SHOAL_E_INVALID;
 	}
 	snprintf(port, sizeof port, "%u", p);
-	r = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints,
-	    &ai);
+	/* "*": the IPv6 wildcard, which takes IPv4 too (V6ONLY off below),
+	 * where the host has IPv6; getaddrinfo() would list 0.0.0.0 first. */
+	wild = strcmp(host, "*") == 0;
+	if (wild &&
+	    (fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0) {
+		struct sockaddr_in6 any = { .sin6_family = AF_INET6,
+			.sin6_port = htons((uint16_t)p),
+			.sin6_addr = IN6ADDR_ANY_INIT };
+		int zero = 0;
+
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+		if (bind(fd, (struct sockaddr *)&any, sizeof any) == 0 &&
+		    listen(fd, 64) == 0)
+			goto bound;
+		saved = errno;
+		close(fd);
+		fd = -1;
+		if (saved != EAFNOSUPPORT && saved != EADDRNOTAVAIL)
+			goto failed;
+	}
+	if (wild)
+		hints.ai_family = AF_INET;
+	r = getaddrinfo(wild ? NULL : host, port, &hints, &ai);
 	if (r != 0) {
 		snprintf(err, errlen, "metrics endpoint %s: %s", addr,
 		    gai_strerror(r));
 		return SHOAL_E_INVALID;
 	}
-	/* "*": the IPv6 wildcard takes IPv4 too where it exists. */
 	for (struct addrinfo *a = ai; a; a = a->ai_next) {
-		if (fd >= 0)
-			close(fd);
 		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
 			saved = errno;
@@ -258,14 +388,15 @@ listen_socket(const char *addr, unsigned *ret_port, char *err, size_t errlen)
 		close(fd);
 		fd = -1;
 	}
+	freeaddrinfo(ai);
 	if (fd < 0) {
+	failed:
 		r = saved ? -saved : -EADDRNOTAVAIL;
 		snprintf(err, errlen, "cannot listen on %s: %s", addr,
 		    strerror(-r));
-		freeaddrinfo(ai);
 		return r;
 	}
-	freeaddrinfo(ai);
+bound:
 	if (getsockname(fd, &bound.sa, &blen) == 0)
 		*ret_port =
 		    ntohs(bound.sa.sa_family == AF_INET6 ? bound.in6.sin6_port
@@ -297,22 +428,38 @@ httpd_new(zloop_t *loop, const char *listen, httpd_handler_fn fn, void *arg,
 	        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTIONS_MAX,
 	        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)PER_IP_MAX,
 	        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 	        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	if (!h->mhd) {
 		snprintf(err, errlen,
 		    "metrics endpoint %s: the HTTP server did not start",
 		    listen);
-		close(fd);
+		/* Not closed: MHD may have closed it already (a fatal path,
+		 * the daemon exits). */
 		free(h);
 		return SHOAL_E_INVALID;
 	}
 	info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info)
+		abort(); /* MHD_USE_EPOLL always has one */
 	h->item =
 	    (zmq_pollitem_t){ .fd = info->epoll_fd, .events = ZMQ_POLLIN };
 	zloop_poller(loop, &h->item, on_readable, h);
 	arm(h);
 	*ret = h;
 	return 0;
+}
+
+void
+httpd_describe(const httpd_t *h, const char *listen, char *buf, size_t size)
+{
+	size_t n = strlen(listen);
+
+	if (h && n > 2 && strcmp(listen + n - 2, ":0") == 0)
+		snprintf(buf, size, "%s (port %u)", listen, h->port);
+	else
+		snprintf(buf, size, "%s", h ? listen : "off");
 }
 
 unsigned
@@ -327,6 +474,12 @@ httpd_requests(const httpd_t *h)
 	return h->requests;
 }
 
+uint64_t
+httpd_renders(const httpd_t *h)
+{
+	return h->renders;
+}
+
 void
 httpd_destroy(httpd_t **hp)
 {
@@ -337,8 +490,16 @@ httpd_destroy(httpd_t **hp)
 	zloop_poller_end(h->loop, &h->item);
 	if (h->timer >= 0)
 		zloop_timer_end(h->loop, h->timer);
-	/* MHD closes the listening socket it was given. */
+	/* MHD closes the listening socket it was given, and completes the
+	 * requests in progress (on_completed frees the retired renderings). */
 	MHD_stop_daemon(h->mhd);
+	retire(h);
+	while (h->retired) {
+		rendering_t *r = h->retired;
+
+		h->retired = r->next;
+		rendering_free(r);
+	}
 	prom_free(&h->body);
 	free(h);
 	*hp = NULL;

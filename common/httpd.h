@@ -34,10 +34,16 @@ bool httpd_listen_valid(const char *s);
  * system's reason). */
 int httpd_new(zloop_t *loop, const char *listen, httpd_handler_fn fn, void *arg,
     httpd_t **ret, char *err, size_t errlen);
+/* For the start-up log line: listen, with the port bound when it asked
+ * for any (":0"), or "off" when h is NULL. */
+void httpd_describe(const httpd_t *h, const char *listen, char *buf,
+    size_t size);
 /* The port bound (listen may ask for port 0). */
 unsigned httpd_port(const httpd_t *h);
-/* Requests answered so far. */
+/* Requests answered so far, and renderings made for them (scrapes within
+ * 100 ms of each other share one). */
 uint64_t httpd_requests(const httpd_t *h);
+uint64_t httpd_renders(const httpd_t *h);
 void httpd_destroy(httpd_t **h);
 
 #endif

@@ -7,10 +7,15 @@
  */
 #include "autoconf.h"
 
+#include <dirent.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/prom.h"
 #include "common/util.h"
@@ -133,14 +138,48 @@ label_key(prom_t *p, const char *key)
 	put(p, "=\"", 2);
 }
 
+/* The length of the valid UTF-8 sequence at s (1-4), or 0. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	size_t n;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0; /* also stops at the NUL */
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* overlong, surrogates, beyond U+10FFFF */
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+/* Escapes \, " and newline, and replaces bytes that are not UTF-8 (a
+ * mount point may be any bytes) with U+FFFD: Prometheus refuses a whole
+ * scrape over one invalid label value. */
 void
 prom_label(prom_t *p, const char *key, const char *value)
 {
-	const char *run = value;
+	const unsigned char *c = (const unsigned char *)value;
+	const unsigned char *run = c;
 
 	label_key(p, key);
-	for (const char *c = value;; c++) {
+	for (;; c++) {
 		const char *esc = NULL;
+		size_t n;
 
 		if (*c == '\\')
 			esc = "\\\\";
@@ -148,12 +187,17 @@ prom_label(prom_t *p, const char *key, const char *value)
 			esc = "\\\"";
 		else if (*c == '\n')
 			esc = "\\n";
+		else if (*c >= 0x80 && (n = utf8_len(c)) > 0) {
+			c += n - 1;
+			continue;
+		} else if (*c >= 0x80)
+			esc = "\xef\xbf\xbd";
 		else if (*c)
 			continue;
-		put(p, run, (size_t)(c - run));
+		put(p, (const char *)run, (size_t)(c - run));
 		if (!esc)
 			break;
-		put(p, esc, 2);
+		put(p, esc, strlen(esc));
 		run = c + 1;
 	}
 	put(p, "\"", 1);
@@ -245,4 +289,95 @@ void
 prom_raw(prom_t *p, const char *s)
 {
 	puts_(p, s);
+}
+
+/* When this process started, in unixtime: boot time plus its start in
+ * ticks after boot (proc(5)). Read once. */
+static double
+start_time(double hz, uint64_t start_ticks)
+{
+	static double t;
+	char line[256];
+	FILE *f;
+
+	if (t > 0)
+		return t;
+	f = fopen("/proc/stat", "re");
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long long btime;
+
+		if (sscanf(line, "btime %llu", &btime) == 1) {
+			t = (double)btime + (double)start_ticks / hz;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return t;
+}
+
+void
+prom_process(prom_t *p)
+{
+	char buf[1024], *s;
+	unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+	long long rss = 0;
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	long page = sysconf(_SC_PAGESIZE);
+	size_t n = 0, fds = 0;
+	struct rlimit rl;
+	struct mallinfo2 mi = mallinfo2();
+	FILE *f = fopen("/proc/self/stat", "re");
+	DIR *d;
+
+	if (f) {
+		n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	/* After the command name, which may hold spaces and parentheses. */
+	s = strrchr(buf, ')');
+	if (!s ||
+	    sscanf(s + 2,
+	        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+	        "%llu %*d %*d %*d %*d %*d %*d %llu %llu %lld",
+	        &utime, &stime, &start, &vsize, &rss) != 5)
+		return;
+	if (hz <= 0)
+		hz = 100;
+	if ((d = opendir("/proc/self/fd"))) {
+		while (readdir(d))
+			fds++;
+		closedir(d);
+		fds = fds > 3 ? fds - 3 : 0; /* ., .. and this one */
+	}
+	prom_family(p, "process_cpu_seconds_total", "counter",
+	    "Total user and system CPU time spent in seconds.");
+	prom_gauge(p, "process_cpu_seconds_total",
+	    (double)(utime + stime) / hz);
+	prom_family(p, "process_resident_memory_bytes", "gauge",
+	    "Resident memory size in bytes.");
+	prom_count(p, "process_resident_memory_bytes",
+	    (uint64_t)(rss > 0 ? rss : 0) * (uint64_t)page);
+	prom_family(p, "process_virtual_memory_bytes", "gauge",
+	    "Virtual memory size in bytes.");
+	prom_count(p, "process_virtual_memory_bytes", vsize);
+	prom_family(p, "process_start_time_seconds", "gauge",
+	    "Start time of the process since unix epoch in seconds.");
+	prom_gauge(p, "process_start_time_seconds", start_time(hz, start));
+	prom_family(p, "process_open_fds", "gauge",
+	    "Number of open file descriptors.");
+	prom_count(p, "process_open_fds", fds);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY) {
+		prom_family(p, "process_max_fds", "gauge",
+		    "Maximum number of open file descriptors.");
+		prom_count(p, "process_max_fds", (uint64_t)rl.rlim_cur);
+	}
+	prom_family(p, "shoal_heap_in_use_bytes", "gauge",
+	    "malloc()ed bytes in use (glibc's mallinfo2): what grows if "
+	    "memory leaks, unlike RSS, which also moves with fragmentation "
+	    "and shared pages.");
+	prom_count(p, "shoal_heap_in_use_bytes",
+	    (uint64_t)(mi.uordblks + mi.hblkhd));
 }

@@ -950,6 +950,7 @@ on_metrics(const char *path, prom_t *p, void *arg)
 	    "GPU memory in use on a node, all its GPUs.", fig_gpu_used);
 	node_family(c, p, "shoal_node_gpu_memory_total_bytes",
 	    "GPU memory on a node, all its GPUs.", fig_gpu_total);
+	prom_process(p);
 	return 200;
 }
 
@@ -1004,10 +1005,17 @@ coordinator_new(const coord_options_t *opts, coordinator_t **ret)
 			goto fail;
 		}
 	}
-	log_info("coordinator %s: %zu nodes known; agents on %s, doorbells "
-	         "on %s, control on %s, metrics %s",
-	    PACKAGE_VERSION, registry_count(c->reg), opts->listen,
-	    opts->publish, opts->control, opts->metrics_listen);
+	{
+		char where[300];
+
+		httpd_describe(c->httpd, opts->metrics_listen, where,
+		    sizeof where);
+		log_info(
+		    "coordinator %s: %zu nodes known; agents on %s, doorbells "
+		    "on %s, control on %s, metrics %s",
+		    PACKAGE_VERSION, registry_count(c->reg), opts->listen,
+		    opts->publish, opts->control, where);
+	}
 	*ret = c;
 	return 0;
 fail:

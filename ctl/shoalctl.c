@@ -571,28 +571,32 @@ top_cmp(const void *a, const void *b)
 static json_t *
 top_json(const top_row_t *r)
 {
+	static const char *const keys[] = { "cpu_percent", "cpus", "load1",
+		"memory_total_bytes", "memory_available_bytes",
+		"memory_used_percent", "gpus", "gpu_util_percent",
+		"gpu_memory_used_bytes", "gpu_memory_total_bytes" };
 	json_t *o = json_pack("{s:s,s:s}", "node", r->id, "state",
 	    r->online ? "online" : "offline");
+	json_t *v[ARRAY_SIZE(keys)];
 
-	if (!r->have) {
-		json_object_set_new(o, "figures", json_null());
-		return o;
+	/* The same keys with or without a heartbeat: null when none came. */
+	v[0] = json_real(r->cpu);
+	v[1] = json_integer(r->cpus);
+	v[2] = json_real(r->load1);
+	v[3] = json_integer((json_int_t)r->mem_total);
+	v[4] = json_integer((json_int_t)r->mem_avail);
+	v[5] = json_real(100 * mem_used_ratio(r));
+	v[6] = json_integer(r->gpus);
+	v[7] = json_real(r->gpu);
+	v[8] = json_integer((json_int_t)r->gpu_used);
+	v[9] = json_integer((json_int_t)r->gpu_total);
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (!r->have) {
+			json_decref(v[i]);
+			v[i] = json_null();
+		}
+		json_object_set_new(o, keys[i], v[i]);
 	}
-	json_object_set_new(o, "cpu_percent", json_real(r->cpu));
-	json_object_set_new(o, "cpus", json_integer(r->cpus));
-	json_object_set_new(o, "load1", json_real(r->load1));
-	json_object_set_new(o, "memory_total_bytes",
-	    json_integer((json_int_t)r->mem_total));
-	json_object_set_new(o, "memory_available_bytes",
-	    json_integer((json_int_t)r->mem_avail));
-	json_object_set_new(o, "memory_used_percent",
-	    json_real(100 * mem_used_ratio(r)));
-	json_object_set_new(o, "gpus", json_integer(r->gpus));
-	json_object_set_new(o, "gpu_util_percent", json_real(r->gpu));
-	json_object_set_new(o, "gpu_memory_used_bytes",
-	    json_integer((json_int_t)r->gpu_used));
-	json_object_set_new(o, "gpu_memory_total_bytes",
-	    json_integer((json_int_t)r->gpu_total));
 	return o;
 }
 

@@ -37,6 +37,17 @@ test_samples(void)
 	    "label values escape quote, backslash and newline");
 	prom_reset(&p);
 
+	prom_begin(&p, "m");
+	prom_label(&p, "mountpoint",
+	    "/mnt/caf\xc3\xa9/\xff\xfe/\xe2\x82/\xed\xa0\x80/ok");
+	prom_value_uint(&p, 1);
+	is_str(p.buf,
+	    "m{mountpoint=\"/mnt/caf\xc3\xa9/\xef\xbf\xbd\xef\xbf\xbd/"
+	    "\xef\xbf\xbd\xef\xbf\xbd/\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd/"
+	    "ok\"} 1\n",
+	    "label values keep UTF-8, and bytes that are not become U+FFFD");
+	prom_reset(&p);
+
 	prom_gauge(&p, "a", 0);
 	prom_gauge(&p, "b", 1.5);
 	prom_gauge(&p, "c", NAN);
