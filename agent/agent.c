@@ -864,15 +864,6 @@ on_metrics(const char *path, prom_t *p, void *arg)
 		a->usage_mono = mono_ms();
 	}
 	metrics_render(a->metrics, p);
-	prom_family(p, "shoal_build_info", "gauge",
-	    "The shoal-agent running: its version.");
-	prom_begin(p, "shoal_build_info");
-	prom_label(p, "version", PACKAGE_VERSION);
-	prom_value_uint(p, 1);
-	prom_family(p, "shoal_agent_start_time_seconds", "gauge",
-	    "When this agent started, in unixtime.");
-	prom_gauge(p, "shoal_agent_start_time_seconds",
-	    (double)a->started_ms / 1000);
 	prom_family(p, "shoal_coordinator_connected", "gauge",
 	    "1 while the agent's session with the coordinator is up.");
 	prom_gauge(p, "shoal_coordinator_connected", a->state == S_ONLINE);
@@ -896,7 +887,7 @@ on_metrics(const char *path, prom_t *p, void *arg)
 	    "Artifact bytes received from servers since the agent started.");
 	prom_count(p, "shoal_artifact_downloaded_bytes_total", u->downloaded);
 	runner_render_metrics(a->runner, p);
-	prom_process(p);
+	prom_process(p, "shoal-agent");
 	return 200;
 }
 

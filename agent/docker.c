@@ -821,6 +821,28 @@ inspect_port(json_t *ports)
 	return 0;
 }
 
+/* GET path, expecting 200 and a JSON object: 0 with *ret (the caller's
+ * to json_decref), or the error, said in err. */
+static int
+get_object(docker_t *d, const char *path, long timeout_ms, const char *what,
+    json_t **ret, char *err, size_t errlen)
+{
+	buf_t b = { 0 };
+	long st =
+	    request(d, "GET", path, NULL, timeout_ms, &b, what, err, errlen);
+	int r = 0;
+
+	*ret = NULL;
+	if (st < 0)
+		r = (int)st;
+	else if (st != 200)
+		r = failed(st, &b, what, err, errlen);
+	else if (!(*ret = answer_json(&b, JSON_OBJECT, what, err, errlen)))
+		r = SHOAL_E_UNEXPECTED;
+	free(b.data);
+	return r;
+}
+
 int
 docker_inspect(docker_t *d, const char *id, docker_container_t *out, char *err,
     size_t errlen)
@@ -828,26 +850,13 @@ docker_inspect(docker_t *d, const char *id, docker_container_t *out, char *err,
 	char *e = escape(id), *path = xasprintf("/containers/%s/json", e);
 	json_t *o = NULL, *state, *config;
 	char what[256];
-	buf_t b = { 0 };
-	long st;
-	int r = 0;
+	int r;
 
 	memset(out, 0, sizeof *out);
 	what_of(what, sizeof what, "inspect", id);
-	st = request(d, "GET", path, NULL, CALL_TIMEOUT_MS, &b, what, err,
-	    errlen);
-	if (st < 0) {
-		r = (int)st;
+	r = get_object(d, path, CALL_TIMEOUT_MS, what, &o, err, errlen);
+	if (r < 0)
 		goto out;
-	}
-	if (st != 200) {
-		r = failed(st, &b, what, err, errlen);
-		goto out;
-	}
-	if (!(o = answer_json(&b, JSON_OBJECT, what, err, errlen))) {
-		r = SHOAL_E_UNEXPECTED;
-		goto out;
-	}
 	copy_str(out->id, sizeof out->id, json_object_get(o, "Id"));
 	copy_name(out->name, sizeof out->name, json_object_get(o, "Name"));
 	state = json_object_get(o, "State");
@@ -865,7 +874,6 @@ docker_inspect(docker_t *d, const char *id, docker_container_t *out, char *err,
 	    json_object_get(json_object_get(o, "NetworkSettings"), "Ports"));
 out:
 	json_decref(o);
-	free(b.data);
 	free(path);
 	free(e);
 	return r;
@@ -905,26 +913,13 @@ docker_stats(docker_t *d, const char *id, docker_stats_t *out, char *err,
 	    xasprintf("/containers/%s/stats?stream=false&one-shot=true", e);
 	json_t *o = NULL, *mem;
 	char what[256];
-	buf_t b = { 0 };
-	long st;
-	int r = 0;
+	int r;
 
 	memset(out, 0, sizeof *out);
 	what_of(what, sizeof what, "stats", id);
-	st = request(d, "GET", path, NULL, STATS_TIMEOUT_MS, &b, what, err,
-	    errlen);
-	if (st < 0) {
-		r = (int)st;
+	r = get_object(d, path, STATS_TIMEOUT_MS, what, &o, err, errlen);
+	if (r < 0)
 		goto out;
-	}
-	if (st != 200) {
-		r = failed(st, &b, what, err, errlen);
-		goto out;
-	}
-	if (!(o = answer_json(&b, JSON_OBJECT, what, err, errlen))) {
-		r = SHOAL_E_UNEXPECTED;
-		goto out;
-	}
 	out->cpu_ns = json_u64(json_object_get(
 	    json_object_get(json_object_get(o, "cpu_stats"), "cpu_usage"),
 	    "total_usage"));
@@ -946,7 +941,6 @@ docker_stats(docker_t *d, const char *id, docker_stats_t *out, char *err,
 	out->memory_limit = json_u64(json_object_get(mem, "limit"));
 out:
 	json_decref(o);
-	free(b.data);
 	free(path);
 	free(e);
 	return r;

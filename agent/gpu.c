@@ -5,8 +5,7 @@
  * registers them for Xid events and then samples every interval, building
  * each sample in a private buffer and copying it under the mutex for
  * gpu_get(). No other thread ever calls into NVML. The NVML declarations
- * are our own, written from NVIDIA's published C API, so nothing here
- * needs nvml.h or the driver to build.
+ * are our own (nvml.h), so nothing here needs the driver to build.
  *
  * When the library does not load or nvmlInit fails, the sample says so
  * (state -1) and the thread tries again every GPU_RETRY_MS (a driver may
@@ -27,49 +26,13 @@
 #include <time.h>
 
 #include "agent/gpu.h"
+#include "agent/nvml.h"
 #include "common/util.h"
 
 /* How long a node without NVML waits before trying to load it again. */
 #define GPU_RETRY_MS 60000
 /* Xid events taken from the event set at each sample, at most. */
 #define GPU_XID_DRAIN 64
-
-/* NVML's C API, as far as we use it. */
-typedef int nvmlReturn_t;
-enum {
-	NVML_SUCCESS = 0,
-	NVML_ERROR_UNINITIALIZED = 1,
-	NVML_ERROR_NOT_SUPPORTED = 3,
-	NVML_ERROR_DRIVER_NOT_LOADED = 9,
-	NVML_ERROR_TIMEOUT = 10,
-	NVML_ERROR_GPU_IS_LOST = 15,
-};
-enum { NVML_TEMPERATURE_GPU = 0 };
-enum {
-	NVML_MEMORY_ERROR_TYPE_CORRECTED = 0,
-	NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1,
-};
-enum { NVML_VOLATILE_ECC = 0, NVML_AGGREGATE_ECC = 1 };
-#define NVML_EVENT_TYPE_XID_CRITICAL_ERROR 0x0000000000000008ULL
-
-typedef struct nvmlDevice_st *nvmlDevice_t;
-typedef struct nvmlEventSet_st *nvmlEventSet_t;
-typedef struct {
-	unsigned int gpu;
-	unsigned int memory;
-} nvmlUtilization_t;
-typedef struct {
-	unsigned long long total;
-	unsigned long long free;
-	unsigned long long used;
-} nvmlMemory_t;
-typedef struct {
-	nvmlDevice_t device;
-	unsigned long long eventType;
-	unsigned long long eventData;
-	unsigned int gpuInstanceId;
-	unsigned int computeInstanceId;
-} nvmlEventData_t;
 
 typedef nvmlReturn_t (*nvml_void_fn)(void);
 typedef const char *(*nvml_error_string_fn)(nvmlReturn_t);

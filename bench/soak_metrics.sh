@@ -97,23 +97,30 @@ scraper=$!
 pids="$pids $scraper"
 
 kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-echo "| minute | agent RSS (KiB) | agent RssAnon (KiB) | coordinator RSS (KiB) |"
-echo "| ---: | ---: | ---: | ---: |"
+# The agent's own count of malloc()ed bytes in use: what a leak grows.
+heap() {
+	curl -sf "http://127.0.0.1:$((base + 2))/metrics" |
+		awk '$1 == "shoal_heap_in_use_bytes" { printf "%d", $2 / 1024 }'
+}
+echo "| minute | agent RSS (KiB) | agent RssAnon (KiB) | agent heap in use (KiB) | coordinator RSS (KiB) |"
+echo "| ---: | ---: | ---: | ---: | ---: |"
 t=0
-first="" last=""
+first="" first_heap="" last=""
 while kill -0 $scraper 2>/dev/null; do
 	rss=$(kib $agent VmRSS) anon=$(kib $agent RssAnon) crss=$(kib $coord VmRSS)
-	printf '| %s | %s | %s | %s |\n' "$(awk -v t=$t 'BEGIN { printf "%.1f", t / 60 }')" "$rss" "$anon" "$crss"
-	[ $t -ge 60 ] && [ -z "$first" ] && first=$rss
+	h=$(heap)
+	printf '| %s | %s | %s | %s | %s |\n' "$(awk -v t=$t 'BEGIN { printf "%.1f", t / 60 }')" "$rss" "$anon" "$h" "$crss"
+	[ $t -ge 60 ] && [ -z "$first" ] && first=$rss first_heap=$h
 	last=$rss
 	sleep 30
 	t=$((t + 30))
 done
 wait $scraper || { echo "soak: the scraper failed" >&2; exit 1; }
 rss=$(kib $agent VmRSS)
-printf '| %s (end) | %s | %s | %s |\n' "$(awk -v t=$t 'BEGIN { printf "%.1f", t / 60 }')" "$rss" "$(kib $agent RssAnon)" "$(kib $coord VmRSS)"
+h=$(heap)
+printf '| %s (end) | %s | %s | %s | %s |\n' "$(awk -v t=$t 'BEGIN { printf "%.1f", t / 60 }')" "$rss" "$(kib $agent RssAnon)" "$h" "$(kib $coord VmRSS)"
 hb=$(curl -sf "http://127.0.0.1:$((base + 3))/metrics" | awk -v n="$node" 'index($0, "shoal_node_up{node=\"" n "\"}") == 1 { print $2 }')
 probes=$(curl -sf "http://127.0.0.1:$((base + 2))/metrics" | awk 'index($0, "shoal_health_probe_duration_seconds_count{service=\"iris\"}") == 1 { print $2 }')
 echo
 echo "scrapes: $(awk '{ print $2 }' "$dir/scrape.txt") (median $(awk '{ print $3 }' "$dir/scrape.txt") µs); health probes: ${probes:-none}; node online at the end: ${hb:-?}; container: $([ $with_container -eq 1 ] && echo yes || echo no)"
-echo "agent RSS growth from minute 1 to the end: $((rss - ${first:-$rss})) KiB"
+echo "agent RSS growth from minute 1 to the end: $((rss - ${first:-$rss})) KiB; heap in use: $((h - ${first_heap:-$h})) KiB"

@@ -317,7 +317,7 @@ start_time(double hz, uint64_t start_ticks)
 }
 
 void
-prom_process(prom_t *p)
+prom_process(prom_t *p, const char *program)
 {
 	char buf[1024], *s;
 	unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
@@ -330,6 +330,12 @@ prom_process(prom_t *p)
 	FILE *f = fopen("/proc/self/stat", "re");
 	DIR *d;
 
+	prom_family(p, "shoal_build_info", "gauge",
+	    "The shoal program serving these metrics, and its version.");
+	prom_begin(p, "shoal_build_info");
+	prom_label(p, "version", PACKAGE_VERSION);
+	prom_label(p, "program", program);
+	prom_value_uint(p, 1);
 	if (f) {
 		n = fread(buf, 1, sizeof buf - 1, f);
 		fclose(f);

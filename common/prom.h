@@ -49,10 +49,10 @@ void prom_histogram(prom_t *p, const char *name, const char *key,
     const char *value, const double *bounds, const uint64_t *counts,
     size_t nbounds, double sum, uint64_t count);
 
-/* The standard process_* families (CPU, resident and virtual memory,
- * start time, file descriptors) of this process, from /proc/self, and
- * shoal_heap_in_use_bytes. */
-void prom_process(prom_t *p);
+/* shoal_build_info{version,program}, the standard process_* families (CPU,
+ * resident and virtual memory, start time, file descriptors) of this
+ * process, from /proc/self, and shoal_heap_in_use_bytes. */
+void prom_process(prom_t *p, const char *program);
 
 /* Appends raw text (a comment, say). */
 void prom_raw(prom_t *p, const char *s);

@@ -80,7 +80,6 @@ struct coordinator {
 	zsock_t *pub;
 	zsock_t *control;
 	httpd_t *httpd; /* NULL: --metrics-listen off */
-	uint64_t started_ms;
 	uint64_t seq;
 	/* rate limit for complaints about bad frames */
 	uint64_t bad_window;
@@ -885,15 +884,6 @@ on_metrics(const char *path, prom_t *p, void *arg)
 
 	if (strcmp(path, "/metrics") != 0)
 		return 404;
-	prom_family(p, "shoal_build_info", "gauge",
-	    "The shoal-coordinator running: its version.");
-	prom_begin(p, "shoal_build_info");
-	prom_label(p, "version", PACKAGE_VERSION);
-	prom_value_uint(p, 1);
-	prom_family(p, "shoal_coordinator_start_time_seconds", "gauge",
-	    "When this coordinator started, in unixtime.");
-	prom_gauge(p, "shoal_coordinator_start_time_seconds",
-	    (double)c->started_ms / 1000);
 	for (size_t i = 0; i < n; i++)
 		online +=
 		    registry_at(c->reg, i)->state == SHOAL__NODE__STATE__ONLINE;
@@ -950,7 +940,7 @@ on_metrics(const char *path, prom_t *p, void *arg)
 	    "GPU memory in use on a node, all its GPUs.", fig_gpu_used);
 	node_family(c, p, "shoal_node_gpu_memory_total_bytes",
 	    "GPU memory on a node, all its GPUs.", fig_gpu_total);
-	prom_process(p);
+	prom_process(p, "shoal-coordinator");
 	return 200;
 }
 
@@ -994,7 +984,6 @@ coordinator_new(const coord_options_t *opts, coordinator_t **ret)
 	zloop_reader(c->loop, c->control, on_control_readable, c);
 	zloop_timer(c->loop, SWEEP_MS, 0, on_sweep, c);
 	zloop_timer(c->loop, FLUSH_MS, 0, on_flush, c);
-	c->started_ms = now_ms();
 	if (strcmp(opts->metrics_listen, "off") != 0) {
 		char err[512];
 

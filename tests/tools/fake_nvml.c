@@ -2,8 +2,8 @@
 /*
  * A stand-in for NVIDIA's libnvidia-ml.so.1, built as a shared object that
  * test_gpu hands to gpu_new() in place of the driver's. It exports the NVML
- * calls agent/gpu.c uses, with their C signatures (declared here, from
- * NVIDIA's published API), and answers them with deterministic figures.
+ * calls agent/gpu.c uses, with their C signatures (agent/nvml.h), and
+ * answers them with deterministic figures.
  * nvmlInit_v2 reads the environment and starts afresh, so one process can
  * run case after case even though the dynamic linker keeps the object,
  * and its static state, loaded between them:
@@ -33,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/nvml.h"
+
 #define FAKE_MAX 32
 #define FAKE_XID_MAX 16
 #define FAKE_SETS 4
@@ -40,52 +42,19 @@
 #define GIB (1024ULL * 1024 * 1024)
 #define MIB (1024ULL * 1024)
 
-typedef int nvmlReturn_t;
-enum {
-	NVML_SUCCESS = 0,
-	NVML_ERROR_UNINITIALIZED = 1,
-	NVML_ERROR_INVALID_ARGUMENT = 2,
-	NVML_ERROR_NOT_SUPPORTED = 3,
-	NVML_ERROR_NO_PERMISSION = 4,
-	NVML_ERROR_NOT_FOUND = 6,
-	NVML_ERROR_INSUFFICIENT_SIZE = 7,
-	NVML_ERROR_DRIVER_NOT_LOADED = 9,
-	NVML_ERROR_TIMEOUT = 10,
-	NVML_ERROR_GPU_IS_LOST = 15,
-	NVML_ERROR_UNKNOWN = 999,
-};
-#define XID_EVENT 0x0000000000000008ULL
+#define XID_EVENT NVML_EVENT_TYPE_XID_CRITICAL_ERROR
 
 struct nvmlDevice_st {
 	unsigned magic;
 	unsigned index;
 	unsigned long long polls;
 };
-typedef struct nvmlDevice_st *nvmlDevice_t;
 
 struct nvmlEventSet_st {
 	unsigned magic;
 	int used;
 	unsigned long long mask[FAKE_MAX];
 };
-typedef struct nvmlEventSet_st *nvmlEventSet_t;
-
-typedef struct {
-	unsigned int gpu;
-	unsigned int memory;
-} nvmlUtilization_t;
-typedef struct {
-	unsigned long long total;
-	unsigned long long free;
-	unsigned long long used;
-} nvmlMemory_t;
-typedef struct {
-	nvmlDevice_t device;
-	unsigned long long eventType;
-	unsigned long long eventData;
-	unsigned int gpuInstanceId;
-	unsigned int computeInstanceId;
-} nvmlEventData_t;
 
 /* What this object exports: NVML's calls and the test hooks. */
 nvmlReturn_t nvmlInit_v2(void);
