@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +72,7 @@ struct metrics {
 	int fd[F_COUNT];
 	int ok[F_COUNT];     /* the last sample parsed */
 	int warned[F_COUNT]; /* a parse error was logged */
+	int mounts_pollable; /* a /proc mount table: poll() says it changed */
 	char *buf;
 	size_t cap;
 
@@ -191,7 +194,8 @@ fstype_shown(const char *t)
 	return 1;
 }
 
-/* The whole file into m->buf; its length, or -1. */
+/* The whole file into m->buf; its length, or -1. Until a read returns 0:
+ * a /proc file comes a page or so per read, a short read is not its end. */
 static ssize_t
 read_file(metrics_t *m, int fd)
 {
@@ -266,6 +270,22 @@ sample_filesystems(metrics_t *m)
 	snprintf(m->hung, sizeof m->hung, "%s", hung ? hung : "");
 }
 
+/*
+ * Whether the mount table is to be read again. It is the largest file
+ * here (tens of KiB on a container host, a dozen reads), and it changes
+ * only with a mount or an unmount, which the kernel signals on the open
+ * file as a priority event (proc(5)). A fixture file is not /proc: read.
+ */
+static int
+mounts_changed(metrics_t *m)
+{
+	struct pollfd pfd = { .fd = m->fd[F_MOUNTS], .events = POLLPRI };
+
+	if (!m->mounts_pollable || !m->ok[F_MOUNTS])
+		return 1;
+	return poll(&pfd, 1, 0) != 0;
+}
+
 void
 metrics_sample(metrics_t *m)
 {
@@ -290,7 +310,8 @@ metrics_sample(metrics_t *m)
 	PARSE(F_PSI_IO, procfs_parse_pressure, &m->psi[2]);
 	PARSE(F_DISKSTATS, procfs_parse_diskstats, &m->disks);
 	PARSE(F_NETDEV, procfs_parse_netdev, &m->net);
-	PARSE(F_MOUNTS, procfs_parse_mounts, &m->mounts);
+	if (mounts_changed(m))
+		PARSE(F_MOUNTS, procfs_parse_mounts, &m->mounts);
 #undef PARSE
 
 	if (m->ok[F_DISKSTATS])
@@ -361,6 +382,13 @@ metrics_new(zloop_t *loop, const metrics_config_t *cfg, metrics_t **ret)
 			log_warning("metrics: cannot open %s: %s", path,
 			    strerror(errno));
 		free(path);
+	}
+	{
+		struct statfs sf;
+
+		m->mounts_pollable = m->fd[F_MOUNTS] >= 0 &&
+		    fstatfs(m->fd[F_MOUNTS], &sf) == 0 &&
+		    sf.f_type == PROC_SUPER_MAGIC;
 	}
 	if (fsstat_new(&m->fsw) < 0)
 		abort(); /* no thread: out of resources at start-up */

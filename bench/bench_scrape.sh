@@ -14,7 +14,7 @@
 set -eu
 n=${1:-1000}
 build=$(pwd)
-for f in shoal-agent shoal-coordinator bench/bench_scrape; do
+for f in shoal-agent shoal-coordinator bench/bench_scrape bench/rss_floor; do
 	[ -x "$build/$f" ] || { echo "bench_scrape: build $f first (make bench)" >&2; exit 1; }
 done
 exporter=$(command -v prometheus-node-exporter || true)
@@ -46,6 +46,9 @@ pids="$pids $agent"
 	>"$dir/exporter.log" 2>&1 &
 exp=$!
 pids="$pids $exp"
+"$build/bench/rss_floor" &
+floor=$!
+pids="$pids $floor"
 
 up() { curl -sf -o /dev/null "$1"; }
 i=0
@@ -101,6 +104,9 @@ priv() { awk '/^Private_(Clean|Dirty):/ { s += $2 } END { print s }' "/proc/$1/s
 echo "| anonymous memory, RssAnon (KiB) | $(anon $agent) | $(anon $exp) |"
 echo "| private memory, clean + dirty (KiB) | $(priv $agent) | $(priv $exp) |"
 echo "| proportional set size, Pss (KiB) | $(pss $agent) | $(pss $exp) |"
+echo
+echo "The floor: a process linked like the agent that only initialises libcurl and"
+echo "ZeroMQ (bench/rss_floor) has RSS $(rss $floor) KiB, RssAnon $(anon $floor) KiB."
 awk -v a="$a_med" -v e="$e_med" -v ar="$(rss $agent)" -v er="$(rss $exp)" \
 	-v ap="$(priv $agent)" -v ep="$(priv $exp)" \
 	'BEGIN { printf "\nmedian scrape: shoal %.1fx faster; RSS after: shoal %.2f of node_exporter'"'"'s; private memory %.2f\n", e / a, ar / er, ap / ep }'

@@ -25,7 +25,7 @@ P="t$$"
 GPU="$P-gpu"
 PLAIN="$P-plain"
 export SHOAL_CONTROL="ipc://$SCRATCH/control.sock"
-trap 'remove_containers $GPU $PLAIN; cleanup' EXIT
+trap 'umount "$SCRATCH/mnt" 2>/dev/null; remove_containers $GPU $PLAIN; cleanup' EXIT
 
 PORT=$(free_port)
 CM=$(free_port)
@@ -122,6 +122,20 @@ check "node_memory_MemTotal_bytes is /proc/meminfo's MemTotal" \
 	grep -q "^node_memory_MemTotal_bytes $total\$" "$SCRATCH/gpu.prom"
 awk -v a="$avail" -v t="$total" 'BEGIN { exit !(a > 0 && a <= t) }'
 ok $? "MemAvailable is within it ($avail of $total)"
+
+# A mount appears and goes: the agent rereads the mount table when the
+# kernel says it changed (poll on /proc/self/mounts).
+mkdir -p "$SCRATCH/mnt"
+if mount -t tmpfs -o size=8m shoal-test "$SCRATCH/mnt" 2>/dev/null; then
+	wait_for 15 has "$GM" "^node_filesystem_size_bytes\\{device=\"shoal-test\",fstype=\"tmpfs\",mountpoint=\"$SCRATCH/mnt\"\\} 8388608\$"
+	ok $? "a file system mounted while the agent runs appears, with its size"
+	umount "$SCRATCH/mnt"
+	gone() { ! has "$GM" "mountpoint=\"$SCRATCH/mnt\""; }
+	wait_for 15 gone
+	ok $? "... and goes when it is unmounted"
+else
+	diag "cannot mount a tmpfs here: the mount table checks are skipped"
+fi
 
 check "DCGM's GPU utilisation for both GPUs, with DCGM's labels" test \
 	"$(grep -c '^DCGM_FI_DEV_GPU_UTIL{gpu="[01]",UUID="GPU-fake[^"]*",device="nvidia[01]",modelName="NVIDIA Fake H100",Hostname=' "$SCRATCH/gpu.prom")" = 2
