@@ -216,7 +216,8 @@ fsstat_results(fsstat_t *f, fsstat_result_t *out, size_t cap, const char **hung)
 	*hung = NULL;
 	pthread_mutex_lock(&f->mu);
 	n = f->nres < cap ? f->nres : cap;
-	memcpy(out, f->res, n * sizeof *out);
+	if (n) /* f->res is NULL before the first answer */
+		memcpy(out, f->res, n * sizeof *out);
 	if (f->busy_since && mono_ms() - f->busy_since >= FSSTAT_HANG_MS) {
 		memcpy(f->hung, f->busy_path, sizeof f->hung);
 		*hung = f->hung;
