@@ -381,9 +381,9 @@ prom_process(prom_t *p, const char *program)
 		prom_count(p, "process_max_fds", (uint64_t)rl.rlim_cur);
 	}
 	prom_family(p, "shoal_heap_in_use_bytes", "gauge",
-	    "malloc()ed bytes in use (glibc's mallinfo2): what grows if "
-	    "memory leaks, unlike RSS, which also moves with fragmentation "
-	    "and shared pages.");
+	    "malloc()ed bytes in use (glibc's mallinfo2; 0 under another "
+	    "allocator): what grows if memory leaks, unlike RSS, which also "
+	    "moves with fragmentation and shared pages.");
 	prom_count(p, "shoal_heap_in_use_bytes",
 	    (uint64_t)(mi.uordblks + mi.hblkhd));
 }

@@ -152,7 +152,8 @@ util_moved() { [ "$(value "$GM" 'DCGM_FI_DEV_GPU_UTIL{gpu="0"')" != "$u1" ]; }
 wait_for 10 util_moved
 ok $? "GPU figures follow the driver's samples"
 
-check "process metrics" sh -c "grep -q '^process_resident_memory_bytes [1-9]' '$SCRATCH/gpu.prom' && grep -q '^shoal_heap_in_use_bytes [1-9]' '$SCRATCH/gpu.prom'"
+# (shoal_heap_in_use_bytes is glibc's count: 0 under ASan's allocator)
+check "process metrics" sh -c "grep -q '^process_resident_memory_bytes [1-9]' '$SCRATCH/gpu.prom' && grep -q '^process_open_fds [1-9]' '$SCRATCH/gpu.prom' && grep -q '^shoal_heap_in_use_bytes [0-9]' '$SCRATCH/gpu.prom'"
 check "the runtime answers" has "$GM" '^shoal_runtime_up 1$'
 check "shoal_build_info names the version" grep -q '^shoal_build_info{version="[0-9]' "$SCRATCH/gpu.prom"
 check "the service's state" has "$GM" '^shoal_service_state\{service="iris",state="healthy"\} 1$'

@@ -109,7 +109,9 @@ spec "$SCRATCH/v1.yaml" v1 ""
 shoalctl apply -f "$SCRATCH/v1.yaml" --message "first" >/dev/null
 ok $? "apply revision 1"
 wait_for 90 all_at 1
-ok $? "all four nodes run revision 1"
+r=$?
+ok $r "all four nodes run revision 1"
+[ $r -eq 0 ] || status | sed 's/^/# /'
 check "a new service has no rollout" json_ok '. == null' rollout
 
 # -- plan: what apply would do, changing nothing ----------------------------
