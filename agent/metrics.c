@@ -98,7 +98,7 @@ struct metrics {
 	gpu_t *gpu; /* NULL: GPUs off */
 	gpu_sample_t gs;
 
-	uint64_t sample_us, samples;
+	uint64_t sample_us;
 };
 
 /* Skips the decimal digits at s; NULL when there are none. */
@@ -347,7 +347,6 @@ metrics_sample(metrics_t *m)
 		gpu_get(m->gpu, &m->gs);
 
 	m->sample_us = mono_us() - t0;
-	m->samples++;
 }
 
 static int
@@ -426,18 +425,6 @@ metrics_destroy(metrics_t **mp)
 	free(m->proc);
 	free(m);
 	*mp = NULL;
-}
-
-uint64_t
-metrics_sample_us(const metrics_t *m)
-{
-	return m->sample_us;
-}
-
-uint64_t
-metrics_samples(const metrics_t *m)
-{
-	return m->samples;
 }
 
 void

@@ -41,8 +41,4 @@ void metrics_render(metrics_t *m, prom_t *out);
  * samples. */
 void metrics_figures(metrics_t *m, Shoal__HostFigures *f);
 
-/* What the last sample cost, in microseconds, and how many ran. */
-uint64_t metrics_sample_us(const metrics_t *m);
-uint64_t metrics_samples(const metrics_t *m);
-
 #endif

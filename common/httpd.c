@@ -54,7 +54,6 @@ struct httpd {
 	char cur_path[256];
 	rendering_t *retired;
 	unsigned nretired;
-	uint64_t requests, renders;
 };
 
 int
@@ -214,7 +213,6 @@ rendering_for(httpd_t *h, const char *path, int *status)
 	retire(h);
 	h->cur = r;
 	snprintf(h->cur_path, sizeof h->cur_path, "%s", path);
-	h->renders++;
 	return r;
 }
 
@@ -252,7 +250,6 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (*con_cls != (void *)h)
 		return MHD_YES; /* answered already */
-	h->requests++;
 	r = rendering_for(h, url, &status);
 	if (!r)
 		return reply_text(conn, (unsigned)status,
@@ -460,24 +457,6 @@ httpd_describe(const httpd_t *h, const char *listen, char *buf, size_t size)
 		snprintf(buf, size, "%s (port %u)", listen, h->port);
 	else
 		snprintf(buf, size, "%s", h ? listen : "off");
-}
-
-unsigned
-httpd_port(const httpd_t *h)
-{
-	return h->port;
-}
-
-uint64_t
-httpd_requests(const httpd_t *h)
-{
-	return h->requests;
-}
-
-uint64_t
-httpd_renders(const httpd_t *h)
-{
-	return h->renders;
 }
 
 void

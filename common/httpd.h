@@ -38,12 +38,6 @@ int httpd_new(zloop_t *loop, const char *listen, httpd_handler_fn fn, void *arg,
  * for any (":0"), or "off" when h is NULL. */
 void httpd_describe(const httpd_t *h, const char *listen, char *buf,
     size_t size);
-/* The port bound (listen may ask for port 0). */
-unsigned httpd_port(const httpd_t *h);
-/* Requests answered so far, and renderings made for them (scrapes within
- * 100 ms of each other share one). */
-uint64_t httpd_requests(const httpd_t *h);
-uint64_t httpd_renders(const httpd_t *h);
 void httpd_destroy(httpd_t **h);
 
 #endif
