@@ -962,12 +962,12 @@ run_sync(void *arg)
 	if (fsync(d->fd) < 0) {
 		d->sync_err = errno;
 		d->sync_what = "sync the file";
-	} else if (rename(from, to) < 0) {
-		d->sync_err = errno;
-		d->sync_what = "move it into the cache";
 	} else if (fchmod(d->fd, 0444) < 0) {
 		d->sync_err = errno;
 		d->sync_what = "make it read-only";
+	} else if (rename(from, to) < 0) {
+		d->sync_err = errno;
+		d->sync_what = "move it into the cache";
 	} else if ((dfd = open(af->cache_dir, O_RDONLY | O_DIRECTORY)) >= 0) {
 		fsync(dfd);
 		close(dfd);
@@ -1376,6 +1376,16 @@ artifacts_want(artifacts_t *af, const Shoal__Artifact *a, const char *service,
 	dl_t *d;
 
 	memset(st, 0, sizeof *st);
+	d = find_dl(af, a->sha256);
+	if (d && d->st == D_SYNC) {
+		/* Renamed into the cache by its thread perhaps, but not ready
+		 * before the loop has seen it verified: the event comes first,
+		 * then the answer. */
+		st->state = ARTIFACT_BUSY;
+		st->done = d->have;
+		st->total = d->total;
+		return;
+	}
 	artifacts_path(af, a->sha256, path, sizeof path);
 	if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
 		/* Not ours (a runtime made a directory of a missing bind
