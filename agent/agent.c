@@ -27,6 +27,7 @@
 #include "agent/metrics.h"
 #include "agent/outbox.h"
 #include "agent/runner.h"
+#include "agent/snapshots.h"
 #include "common/error.h"
 #include "common/httpd.h"
 #include "common/log.h"
@@ -44,8 +45,12 @@
 #define STORE_MAP_BYTES (256ULL << 20)
 #define AGENT_SCHEMA 1
 
-enum { DB_META, DB_OUTBOX, DB_DESIRED };
-static const char *const agent_dbs[] = { "meta", "outbox", "desired" };
+enum { DB_META, DB_OUTBOX, DB_DESIRED, DB_SNAPSHOTS, DB_OPS };
+static const char *const agent_dbs[] = { "meta", "outbox", "desired",
+	"snapshots", "operations" };
+/* Answers kept for operations, by token: one delivered again (a crash, a
+ * lost reply) is answered, not carried out twice. */
+#define OPS_ANSWERS_KEPT 200
 
 #define OPT(field) offsetof(agent_options_t, field)
 const config_field_t agent_config_fields[] = {
@@ -72,6 +77,9 @@ const config_field_t agent_config_fields[] = {
 	{ "metrics_interval", CONFIG_DURATION, OPT(metrics_interval_ms), 1000,
 	    3600 * 1000 },
 	{ "nvml_library", CONFIG_STRING, OPT(nvml_library) },
+	{ "snapshot_keep", CONFIG_UINT, OPT(snapshot_keep), 1,
+	    SNAPSHOTS_KEEP_MAX },
+	{ "snapshot_keep_days", CONFIG_UINT, OPT(snapshot_keep_days), 0, 3650 },
 	{ NULL },
 };
 
@@ -92,6 +100,8 @@ agent_options_defaults(agent_options_t *o)
 		.metrics_listen = xstrdup("127.0.0.1:9464"),
 		.metrics_interval_ms = METRICS_INTERVAL_DEFAULT_MS,
 		.nvml_library = xstrdup(GPU_DEFAULT_LIBRARY),
+		.snapshot_keep = SNAPSHOTS_KEEP_DEFAULT,
+		.snapshot_keep_days = SNAPSHOTS_KEEP_DAYS_DEFAULT,
 	};
 	/* The node id defaults to the host name, cut at the first dot. */
 	if (gethostname(host, sizeof host - 1) == 0)
@@ -103,6 +113,8 @@ void
 agent_options_free(agent_options_t *o)
 {
 	config_free(agent_config_fields, o);
+	free(o->config_file);
+	o->config_file = NULL;
 }
 
 char *
@@ -173,6 +185,13 @@ struct agent {
 	 * metrics interval */
 	artifacts_usage_t usage;
 	uint64_t usage_mono;
+	snapshots_t *snaps;
+	/* the coordinator's newest desired state (its operations too), and
+	 * what the runner works towards: the same services, or a restored
+	 * snapshot's while restore_token is still listed */
+	Shoal__DesiredState *current;   /* owned; NULL: none yet */
+	Shoal__DesiredState *effective; /* owned; NULL: none yet */
+	char restore_token[65];
 	uint64_t status_seq; /* of the newest status report */
 	int status_dirty;    /* a report to build and send */
 	uint64_t status_sent_mono;
@@ -312,6 +331,289 @@ heard_of_generation(agent_t *a, uint64_t generation)
 	request_desired_state(a);
 }
 
+/* The desired state's services alone: what the runner is given. */
+static Shoal__DesiredState *
+services_of(const Shoal__DesiredState *ds)
+{
+	Shoal__DesiredState copy = *ds;
+
+	copy.operations = NULL;
+	copy.n_operations = 0;
+	return wire_copy(&copy.base);
+}
+
+static int
+operation_listed(const Shoal__DesiredState *ds, const char *token)
+{
+	for (size_t i = 0; ds && i < ds->n_operations; i++)
+		if (strcmp(ds->operations[i]->token, token) == 0)
+			return 1;
+	return 0;
+}
+
+/* The answer stored for token; the caller owns *ret. */
+static int
+answer_of(store_txn_t *txn, const char *token, Shoal__OperationResult **ret)
+{
+	return store_get_msg(txn, DB_OPS, token, strlen(token),
+	    &shoal__operation_result__descriptor, (ProtobufCMessage **)ret);
+}
+
+typedef struct oldest_ctx {
+	char key[65];
+	uint64_t ms;
+} oldest_ctx_t;
+
+static int
+find_oldest(const void *key, size_t klen, const void *val, size_t vlen,
+    void *arg)
+{
+	oldest_ctx_t *o = arg;
+	Shoal__OperationResult *res =
+	    shoal__operation_result__unpack(NULL, vlen, val);
+
+	if ((!res || res->finished_ms < o->ms) && klen < sizeof o->key) {
+		memcpy(o->key, key, klen);
+		o->key[klen] = '\0';
+		o->ms = res ? res->finished_ms : 0;
+	}
+	if (res)
+		shoal__operation_result__free_unpacked(res, NULL);
+	return 0;
+}
+
+/* Stores res and, for a restore, the state it made, in one transaction;
+ * the oldest answer beyond OPS_ANSWERS_KEPT goes. */
+static int
+save_answer(agent_t *a, const Shoal__OperationResult *res, int restored)
+{
+	oldest_ctx_t o = { "", UINT64_MAX };
+	store_txn_t *txn;
+	uint64_t n = 0;
+	int r;
+
+	r = store_begin(a->store, true, &txn);
+	if (r < 0)
+		return r;
+	r = store_put_msg(txn, DB_OPS, res->token, strlen(res->token),
+	    &res->base);
+	if (r == 0 && restored)
+		r = store_put_msg(txn, DB_DESIRED, "effective", 9,
+		    &a->effective->base);
+	if (r == 0 && restored)
+		r = store_put(txn, DB_META, "restore_token", 13,
+		    a->restore_token, strlen(a->restore_token));
+	if (r == 0)
+		r = store_count(txn, DB_OPS, &n);
+	if (r == 0 && n > OPS_ANSWERS_KEPT)
+		r = store_foreach(txn, DB_OPS, NULL, 0, find_oldest, &o);
+	if (r == 0 && o.key[0])
+		r = store_del(txn, DB_OPS, o.key, strlen(o.key));
+	if (r < 0) {
+		store_abort(&txn);
+		return r;
+	}
+	return store_commit(&txn);
+}
+
+static void
+snapshots_changed(agent_t *a)
+{
+	const char *const *pins;
+	size_t n;
+
+	snapshots_pins(a->snaps, &pins, &n);
+	runner_set_extra_pins(a->runner, pins, n);
+	a->status_dirty = 1;
+}
+
+/* "iris 3, tok 1" for the services of ds. */
+static void
+describe_services(const Shoal__DesiredState *ds, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; ds && i < ds->n_services && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s %llu",
+		    i ? ", " : "", ds->services[i]->service,
+		    (unsigned long long)ds->services[i]->revision);
+	if (!out[0])
+		snprintf(out, len, "no services");
+}
+
+static void
+take_snapshot(agent_t *a, const Shoal__Operation *op,
+    Shoal__OperationResult *res, char *text, size_t len)
+{
+	Shoal__DesiredState none = SHOAL__DESIRED_STATE__INIT;
+	snapshot_input_t in = {
+		.id = op->snapshot,
+		.message = op->message,
+		.desired = a->effective ? a->effective : &none,
+		.service = op->service,
+		.rollout = op->rollout,
+	};
+	const Shoal__Snapshot *sn;
+	char err[1024], what[512];
+	int r = snapshots_take(a->snaps, &in, &sn, err, sizeof err);
+
+	if (r < 0) {
+		snprintf(text, len, "cannot take snapshot %s: %s", op->snapshot,
+		    err);
+		return;
+	}
+	res->ok = 1;
+	describe_services(in.desired, what, sizeof what);
+	snprintf(text, len, "taken: %s, %llu bytes", what,
+	    (unsigned long long)sn->bytes);
+	snapshots_changed(a);
+}
+
+/* Brings back what a snapshot's store copy says the runner worked
+ * towards; the running state stays as it is unless that succeeds. */
+static int
+restore_snapshot(agent_t *a, const Shoal__Operation *op,
+    const Shoal__DesiredState *ds, Shoal__OperationResult *res, char *text,
+    size_t len)
+{
+	ProtobufCMessage *m = NULL;
+	Shoal__DesiredState *back;
+	char err[1024], what[512], gone[512] = "";
+	size_t used = 0;
+	int r;
+
+	if (!snapshots_find(a->snaps, op->snapshot)) {
+		snprintf(text, len, "no snapshot %s on this node",
+		    op->snapshot);
+		return 0;
+	}
+	r = snapshots_read(a->snaps, op->snapshot, DB_DESIRED, "effective",
+	    &shoal__desired_state__descriptor, &m, err, sizeof err);
+	if (r == SHOAL_E_NOT_FOUND) {
+		/* Taken before anything was ever assigned: nothing runs. */
+		m = wire_copy(
+		    &(Shoal__DesiredState)SHOAL__DESIRED_STATE__INIT.base);
+		r = 0;
+	}
+	if (r < 0) {
+		snprintf(text, len, "refused: %s", err);
+		snapshots_changed(a);
+		return 0;
+	}
+	back = (Shoal__DesiredState *)m;
+	/* What it ran, serving, and nothing prepared ahead of a rollout. */
+	for (size_t i = 0; i < back->n_services; i++) {
+		Shoal__ServiceAssignment *sa = back->services[i];
+
+		sa->active = 1;
+		sa->prestage_revision = 0;
+		if (sa->prestage_spec)
+			shoal__service_spec__free_unpacked(sa->prestage_spec,
+			    NULL);
+		sa->prestage_spec = NULL;
+	}
+	for (size_t i = 0; i < back->n_operations; i++)
+		shoal__operation__free_unpacked(back->operations[i], NULL);
+	free(back->operations);
+	back->operations = NULL;
+	back->n_operations = 0;
+	back->generation = ds->generation;
+	for (size_t i = 0; a->effective && i < a->effective->n_services; i++) {
+		const char *name = a->effective->services[i]->service;
+		int kept = 0;
+
+		for (size_t k = 0; k < back->n_services && !kept; k++)
+			kept = strcmp(back->services[k]->service, name) == 0;
+		if (!kept && used < sizeof gone)
+			used += (size_t)snprintf(gone + used,
+			    sizeof gone - used, "%s%s", used ? ", " : "", name);
+	}
+	res->restored = xcalloc(back->n_services + 1, sizeof *res->restored);
+	for (size_t i = 0; i < back->n_services; i++) {
+		Shoal__ServiceAssignment *sa = xcalloc(1, sizeof *sa);
+
+		shoal__service_assignment__init(sa);
+		sa->service = back->services[i]->service;
+		sa->revision = back->services[i]->revision;
+		sa->active = 1;
+		res->restored[i] = sa;
+	}
+	res->n_restored = back->n_services;
+	if (a->effective)
+		shoal__desired_state__free_unpacked(a->effective, NULL);
+	a->effective = back;
+	snprintf(a->restore_token, sizeof a->restore_token, "%s", op->token);
+	res->ok = 1;
+	res->restore = 1;
+	describe_services(back, what, sizeof what);
+	snprintf(text, len, "restored: %s%s%s", what,
+	    gone[0] ? "; stopped: " : "", gone);
+	return 1;
+}
+
+/* Carries out the operations ds lists that have no answer yet, in order,
+ * each answer stored as it is made. */
+static void
+run_operations(agent_t *a, const Shoal__DesiredState *ds)
+{
+	for (size_t i = 0; i < ds->n_operations; i++) {
+		const Shoal__Operation *op = ds->operations[i];
+		Shoal__OperationResult res = SHOAL__OPERATION_RESULT__INIT;
+		Shoal__OperationResult *old = NULL;
+		char text[WIRE_MAX_MESSAGE - 256];
+		store_txn_t *txn;
+		int restored = 0, r;
+
+		if (store_begin(a->store, false, &txn) == 0) {
+			r = answer_of(txn, op->token, &old);
+			store_abort(&txn);
+			if (r == 0) {
+				shoal__operation_result__free_unpacked(old,
+				    NULL);
+				continue; /* answered before */
+			}
+		}
+		text[0] = '\0';
+		if (op->kind == SHOAL__OPERATION__KIND__SNAPSHOT)
+			take_snapshot(a, op, &res, text, sizeof text);
+		else
+			restored = restore_snapshot(a, op, ds, &res, text,
+			    sizeof text);
+		wire_clean_text(text, sizeof text - 1, 1);
+		res.token = op->token;
+		res.result = text;
+		res.finished_ms = now_ms();
+		r = save_answer(a, &res, restored);
+		if (r < 0)
+			log_error("operation %llu (snapshot %s): cannot store "
+			          "its answer: %s",
+			    (unsigned long long)op->id, op->snapshot,
+			    shoal_strerror(r));
+		if (res.ok)
+			log_info("%s %s: %s",
+			    op->kind == SHOAL__OPERATION__KIND__SNAPSHOT
+			        ? "snapshot"
+			        : "restore of snapshot",
+			    op->snapshot, text);
+		else
+			log_warning("%s %s failed: %s",
+			    op->kind == SHOAL__OPERATION__KIND__SNAPSHOT
+			        ? "snapshot"
+			        : "restore of snapshot",
+			    op->snapshot, text);
+		record(a,
+		    op->kind == SHOAL__OPERATION__KIND__SNAPSHOT
+		        ? (res.ok ? "snapshot.taken" : "snapshot.failed")
+		        : (res.ok ? "snapshot.restored" : "restore.failed"),
+		    "snapshot %s: %s", op->snapshot, text);
+		for (size_t k = 0; k < res.n_restored; k++)
+			free(res.restored[k]);
+		free(res.restored);
+		a->status_dirty = 1;
+	}
+}
+
 static int
 save_desired_state(agent_t *a, const Shoal__DesiredState *ds)
 {
@@ -322,6 +624,12 @@ save_desired_state(agent_t *a, const Shoal__DesiredState *ds)
 	if (r < 0)
 		return r;
 	r = store_put_msg(txn, DB_DESIRED, "current", 7, &ds->base);
+	if (r == 0)
+		r = store_put_msg(txn, DB_DESIRED, "effective", 9,
+		    &a->effective->base);
+	if (r == 0)
+		r = store_put(txn, DB_META, "restore_token", 13,
+		    a->restore_token, strlen(a->restore_token));
 	if (r == 0)
 		r = store_put_u64(txn, DB_META, "generation", ds->generation);
 	if (r < 0) {
@@ -340,6 +648,18 @@ on_desired_state(agent_t *a, const Shoal__DesiredState *ds)
 
 	if (ds->generation <= a->generation)
 		return; /* stale: an answer to an older request */
+	/* Operations first: a snapshot records the state before this one. */
+	run_operations(a, ds);
+	if (a->restore_token[0] && operation_listed(ds, a->restore_token)) {
+		/* The coordinator has not taken the restore's answer yet:
+		 * the restored state stands. */
+		a->effective->generation = ds->generation;
+	} else {
+		a->restore_token[0] = '\0';
+		if (a->effective)
+			shoal__desired_state__free_unpacked(a->effective, NULL);
+		a->effective = services_of(ds);
+	}
 	r = save_desired_state(a, ds);
 	if (r < 0) {
 		/* Not acknowledged: the next heartbeat asks again. */
@@ -347,10 +667,13 @@ on_desired_state(agent_t *a, const Shoal__DesiredState *ds)
 		    (unsigned long long)ds->generation, shoal_strerror(r));
 		return;
 	}
+	if (a->current)
+		shoal__desired_state__free_unpacked(a->current, NULL);
+	a->current = wire_copy(&ds->base);
 	/* Saved is reached: the runner works towards it from here, and
 	 * status reports tell how far it got. */
 	a->generation = ds->generation;
-	runner_set_desired(a->runner, ds);
+	runner_set_desired(a->runner, a->effective);
 	a->status_dirty = 1;
 	log_info("reached desired-state generation %llu",
 	    (unsigned long long)a->generation);
@@ -370,6 +693,10 @@ send_status(agent_t *a)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__StatusReport rep = SHOAL__STATUS_REPORT__INIT;
+	Shoal__OperationResult **answers = NULL;
+	const Shoal__Snapshot *const *snaps;
+	size_t nanswers = 0, nsnaps = 0;
+	store_txn_t *txn;
 
 	/* Numbered from the clock, so a restarted agent never repeats a
 	 * number the coordinator holds. */
@@ -378,11 +705,30 @@ send_status(agent_t *a)
 	rep.seq = a->status_seq;
 	rep.generation = a->generation;
 	runner_status(a->runner, &rep);
+	/* The answers to the operations still listed, until the coordinator
+	 * stops listing them; and the catalogue. */
+	if (a->current && a->current->n_operations &&
+	    store_begin(a->store, false, &txn) == 0) {
+		answers = xcalloc(a->current->n_operations, sizeof *answers);
+		for (size_t i = 0; i < a->current->n_operations; i++)
+			if (answer_of(txn, a->current->operations[i]->token,
+			        &answers[nanswers]) == 0)
+				nanswers++;
+		store_abort(&txn);
+	}
+	rep.operations = answers;
+	rep.n_operations = nanswers;
+	snapshots_list(a->snaps, &snaps, &nsnaps);
+	rep.snapshots = (Shoal__Snapshot **)snaps;
+	rep.n_snapshots = nsnaps;
 	env.body_case = SHOAL__ENVELOPE__BODY_STATUS_REPORT;
 	env.status_report = &rep;
 	if (send_env(a, &env) == 0)
 		a->status_dirty = 0;
 	a->status_sent_mono = mono_ms();
+	for (size_t i = 0; i < nanswers; i++)
+		shoal__operation_result__free_unpacked(answers[i], NULL);
+	free(answers);
 }
 
 static int
@@ -432,27 +778,45 @@ artifacts_pins(void *arg)
 		runner_pin_artifacts(a->runner);
 }
 
-/* The desired state saved before a restart: the runner adopts what runs
- * and reconciles to it while the coordinator may still be away. */
+/* The desired state saved before a restart, and what the runner worked
+ * towards (a restored snapshot's, while its restore stands): the runner
+ * adopts what runs and reconciles to it while the coordinator may still
+ * be away. */
 static int
 load_desired(agent_t *a)
 {
-	Shoal__DesiredState *ds = NULL;
+	ProtobufCMessage *cur = NULL, *eff = NULL;
 	store_txn_t *txn;
+	const void *val;
+	size_t vlen = 0;
 	int r;
 
 	r = store_begin(a->store, false, &txn);
 	if (r < 0)
 		return r;
 	r = store_get_msg(txn, DB_DESIRED, "current", 7,
-	    &shoal__desired_state__descriptor, (ProtobufCMessage **)&ds);
+	    &shoal__desired_state__descriptor, &cur);
+	if (r == 0 &&
+	    store_get_msg(txn, DB_DESIRED, "effective", 9,
+	        &shoal__desired_state__descriptor, &eff) < 0)
+		eff = NULL;
+	if (r == 0 &&
+	    store_get(txn, DB_META, "restore_token", 13, &val, &vlen) == 0 &&
+	    vlen < sizeof a->restore_token) {
+		memcpy(a->restore_token, val, vlen);
+		a->restore_token[vlen] = '\0';
+	}
 	store_abort(&txn);
 	if (r == SHOAL_E_NOT_FOUND)
 		return 0;
 	if (r < 0)
 		return r;
-	runner_set_desired(a->runner, ds);
-	shoal__desired_state__free_unpacked(ds, NULL);
+	a->current = (Shoal__DesiredState *)cur;
+	a->effective =
+	    eff ? (Shoal__DesiredState *)eff : services_of(a->current);
+	if (!operation_listed(a->current, a->restore_token))
+		a->restore_token[0] = '\0';
+	runner_set_desired(a->runner, a->effective);
 	return 0;
 }
 
@@ -1002,6 +1366,43 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 		r = runner_new(a->loop, opts->node_id, opts->runtime_socket,
 		    a->artifacts, &hooks, &a->runner);
 	}
+	if (r == 0) {
+		char *dir = xasprintf("%s/snapshots", opts->state_dir);
+		char err[1024];
+		snapshots_config_t scfg = {
+			.dir = dir,
+			.config_file = opts->config_file,
+			.keep = (unsigned)opts->snapshot_keep,
+			.keep_ms = opts->snapshot_keep_days * 24 * 3600 * 1000,
+			.dbs = agent_dbs,
+			.ndbs = ARRAY_SIZE(agent_dbs),
+			.schema = AGENT_SCHEMA,
+			.catalogue_db = DB_SNAPSHOTS,
+		};
+
+		r = snapshots_open(a->store, &scfg, &a->snaps, err, sizeof err);
+		free(dir);
+		if (r < 0) {
+			log_error("cannot open the snapshots: %s", err);
+			goto fail;
+		}
+		{
+			const Shoal__Snapshot *const *v;
+			size_t n, bad = 0;
+
+			snapshots_list(a->snaps, &v, &n);
+			for (size_t i = 0; i < n; i++)
+				if (v[i]->state !=
+				    SHOAL__SNAPSHOT__STATE__READY) {
+					bad++;
+					log_warning(
+					    "snapshot %s is corrupt: %s",
+					    v[i]->id, v[i]->reason);
+				}
+			log_info("%zu snapshots (%zu corrupt)", n, bad);
+		}
+		snapshots_changed(a);
+	}
 	if (r == 0)
 		r = load_desired(a);
 	if (r < 0) {
@@ -1055,6 +1456,11 @@ agent_destroy(agent_t **ap)
 		return;
 	httpd_destroy(&a->httpd);
 	runner_destroy(&a->runner);
+	snapshots_close(&a->snaps);
+	if (a->current)
+		shoal__desired_state__free_unpacked(a->current, NULL);
+	if (a->effective)
+		shoal__desired_state__free_unpacked(a->effective, NULL);
 	artifacts_destroy(&a->artifacts);
 	metrics_destroy(&a->metrics);
 	zloop_destroy(&a->loop);

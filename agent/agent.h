@@ -33,6 +33,10 @@ typedef struct agent_options {
 	char *metrics_listen; /* HOST:PORT of /metrics, or "off" */
 	uint64_t metrics_interval_ms;
 	char *nvml_library; /* dlopen()ed for the GPUs; "off": none */
+	/* snapshots, <state_dir>/snapshots: retention */
+	uint64_t snapshot_keep;
+	uint64_t snapshot_keep_days; /* 0: no age limit */
+	char *config_file; /* the file the options came from (NULL: none) */
 } agent_options_t;
 
 extern const config_field_t agent_config_fields[];

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -275,6 +276,14 @@ main(int argc, char **argv)
 	if (apply_flags(argc, argv, &opts) < 0) {
 		agent_options_free(&opts);
 		return 2;
+	}
+	/* Snapshots keep a copy of it (of a file: not of -c /dev/null). */
+	{
+		const char *cf = config ? config : DEFAULT_CONFIG;
+		struct stat sb;
+
+		if (stat(cf, &sb) == 0 && S_ISREG(sb.st_mode))
+			opts.config_file = xstrdup(cf);
 	}
 
 	log_open(PROG, log_level_from_name(opts.log_level));

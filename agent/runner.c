@@ -158,6 +158,8 @@ struct runner {
 
 	slot_t *v;
 	size_t n;
+	char **extra_pins; /* runner_set_extra_pins(): the snapshots' */
+	size_t nextra;
 
 	/* runner_status() storage */
 	Shoal__ServiceStatus *st;
@@ -1274,8 +1276,25 @@ runner_pin_artifacts(runner_t *rn)
 		pin_ctr(&s->cand, &v, &n);
 		pin_ctr(&s->prev, &v, &n);
 	}
+	for (size_t i = 0; i < rn->nextra; i++) {
+		v = xrealloc(v, (n + 1) * sizeof *v);
+		v[n++] = rn->extra_pins[i];
+	}
 	artifacts_pin(rn->artifacts, v, n);
 	free(v);
+}
+
+void
+runner_set_extra_pins(runner_t *rn, const char *const *sha, size_t n)
+{
+	for (size_t i = 0; i < rn->nextra; i++)
+		free(rn->extra_pins[i]);
+	free(rn->extra_pins);
+	rn->extra_pins = n ? xcalloc(n, sizeof *rn->extra_pins) : NULL;
+	for (size_t i = 0; i < n; i++)
+		rn->extra_pins[i] = xstrdup(sha[i]);
+	rn->nextra = n;
+	runner_pin_artifacts(rn);
 }
 
 static void
@@ -1669,6 +1688,9 @@ runner_destroy(runner_t **rnp)
 	for (size_t i = 0; i < rn->ngarbage; i++)
 		free(rn->garbage[i]);
 	free(rn->garbage);
+	for (size_t i = 0; i < rn->nextra; i++)
+		free(rn->extra_pins[i]);
+	free(rn->extra_pins);
 	free(rn->v);
 	free(rn->st);
 	free(rn->stp);

@@ -42,6 +42,9 @@ int runner_new(zloop_t *loop, const char *node_id, const char *socket,
 /* Tells the artifact cache what must stay: the artifacts of every revision
  * wanted, running, kept for rollback or prepared ahead. */
 void runner_pin_artifacts(runner_t *rn);
+/* Artifacts to keep besides those (the snapshots' pins; copied), then
+ * runner_pin_artifacts(). */
+void runner_set_extra_pins(runner_t *rn, const char *const *sha, size_t n);
 /* Stops the workers; containers keep running. */
 void runner_destroy(runner_t **rn);
 

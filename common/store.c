@@ -31,6 +31,8 @@ struct store {
 	MDB_dbi *dbi;
 	unsigned ndbs;
 	uint32_t schema_found;
+	int readonly;  /* store_open_copy() */
+	bool *missing; /* store_open_copy(): databases the copy lacks */
 };
 
 struct store_txn {
@@ -108,6 +110,12 @@ lock_dir(const char *dir, int *ret_fd)
 }
 
 int
+store_lock(const char *dir, int *ret_fd)
+{
+	return lock_dir(dir, ret_fd);
+}
+
+int
 store_open(const char *dir, const char *const *dbs, unsigned ndbs,
     uint32_t schema, uint64_t map_bytes, store_t **ret_store)
 {
@@ -165,6 +173,100 @@ fail:
 	return r;
 }
 
+int
+store_open_copy(const char *path, const char *const *dbs, unsigned ndbs,
+    uint32_t schema, store_t **ret_store)
+{
+	store_t *s;
+	MDB_txn *txn;
+	uint64_t found = 0;
+	store_txn_t t;
+	int rc, r;
+
+	s = xcalloc(1, sizeof *s);
+	s->dbi = xcalloc(ndbs ? ndbs : 1, sizeof *s->dbi);
+	s->ndbs = ndbs;
+	s->lock_fd = -1;
+	s->readonly = 1;
+	s->missing = xcalloc(ndbs ? ndbs : 1, sizeof *s->missing);
+	rc = mdb_env_create(&s->env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(s->env, ndbs + 1);
+	/* One file, read only, no lock file beside it: the copy is left
+	 * exactly as it is. */
+	if (rc == 0)
+		rc = mdb_env_open(s->env, path,
+		    MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0600);
+	if (rc == 0)
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		goto fail;
+	rc = mdb_dbi_open(txn, META_DB, 0, &s->meta);
+	for (unsigned i = 0; rc == 0 && i < ndbs; i++) {
+		rc = mdb_dbi_open(txn, dbs[i], 0, &s->dbi[i]);
+		if (rc == MDB_NOTFOUND) {
+			/* Not written yet when the copy was made: empty. */
+			s->missing[i] = true;
+			rc = 0;
+		}
+	}
+	if (rc == 0) {
+		t = (store_txn_t){ .store = s, .txn = txn };
+		r = store_get_u64(&t, UINT32_MAX, SCHEMA_KEY, &found);
+		rc = r == 0 ? 0 : MDB_CORRUPTED;
+	}
+	/* Handles opened in a transaction close when it aborts: commit. */
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	if (rc != 0)
+		goto fail;
+	s->schema_found = (uint32_t)found;
+	if (found == 0 || found > schema) {
+		store_close(&s);
+		return SHOAL_E_SCHEMA;
+	}
+	*ret_store = s;
+	return 0;
+fail:
+	r = rc == MDB_NOTFOUND ? SHOAL_E_STORE_CORRUPT : store_err(rc);
+	store_close(&s);
+	return r;
+}
+
+int
+store_copy_fd(store_t *store, int fd)
+{
+	return store_err(mdb_env_copyfd2(store->env, fd, MDB_CP_COMPACT));
+}
+
+static int
+count_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+int
+store_verify(store_t *store, uint64_t *ret_records)
+{
+	store_txn_t *txn;
+	uint64_t n = 0;
+	int r;
+
+	r = store_begin(store, false, &txn);
+	if (r < 0)
+		return r;
+	r = store_foreach(txn, UINT32_MAX, NULL, 0, count_one, &n);
+	for (unsigned i = 0; r == 0 && i < store->ndbs; i++)
+		r = store_foreach(txn, i, NULL, 0, count_one, &n);
+	store_abort(&txn);
+	if (ret_records)
+		*ret_records = n;
+	return r;
+}
+
 void
 store_close(store_t **store)
 {
@@ -177,6 +279,7 @@ store_close(store_t **store)
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	free(s->dbi);
+	free(s->missing);
 	free(s);
 	*store = NULL;
 }
@@ -194,6 +297,10 @@ store_begin(store_t *store, bool write, store_txn_t **ret_txn)
 	int rc;
 
 	t->store = store;
+	if (write && store->readonly) {
+		free(t);
+		return -EROFS;
+	}
 	rc = mdb_txn_begin(store->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
 	if (rc != 0) {
 		free(t);
@@ -243,6 +350,8 @@ store_get(store_txn_t *txn, unsigned db, const void *key, size_t klen,
 
 	if (klen == 0 || klen > 511)
 		return -EINVAL;
+	if (db != UINT32_MAX && txn->store->missing && txn->store->missing[db])
+		return SHOAL_E_NOT_FOUND;
 	rc = mdb_get(txn->txn, dbi_of(txn, db), &k, &v);
 	if (rc != 0)
 		return store_err(rc);
@@ -349,6 +458,8 @@ visit(store_txn_t *txn, unsigned db, const void *from, size_t fromlen,
 	MDB_cursor_op op;
 	int rc, r = 0;
 
+	if (db != UINT32_MAX && txn->store->missing && txn->store->missing[db])
+		return 0;
 	rc = mdb_cursor_open(txn->txn, dbi_of(txn, db), &cur);
 	if (rc != 0)
 		return store_err(rc);
@@ -388,8 +499,14 @@ int
 store_count(store_txn_t *txn, unsigned db, uint64_t *ret)
 {
 	MDB_stat st;
-	int rc = mdb_stat(txn->txn, dbi_of(txn, db), &st);
+	int rc;
 
+	if (db != UINT32_MAX && txn->store->missing &&
+	    txn->store->missing[db]) {
+		*ret = 0;
+		return 0;
+	}
+	rc = mdb_stat(txn->txn, dbi_of(txn, db), &st);
 	if (rc != 0)
 		return store_err(rc);
 	*ret = st.ms_entries;

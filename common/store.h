@@ -26,6 +26,24 @@ typedef struct store_txn store_txn_t;
 int store_open(const char *dir, const char *const *dbs, unsigned ndbs,
     uint32_t schema, uint64_t map_bytes, store_t **ret_store);
 void store_close(store_t **store);
+/* Takes the lock store_open() takes on dir, for work on a store that is
+ * not open (a restore); release by closing *ret_fd. SHOAL_E_STORE_LOCKED:
+ * a daemon has it open. */
+int store_lock(const char *dir, int *ret_fd);
+/*
+ * Opens a copy made by store_copy_fd() (one file) read only, leaving it
+ * untouched: no lock file, no schema written. A database the copy lacks
+ * reads as empty. SHOAL_E_SCHEMA: no schema, or one newer than schema;
+ * SHOAL_E_STORE_CORRUPT: not an LMDB file.
+ */
+int store_open_copy(const char *path, const char *const *dbs, unsigned ndbs,
+    uint32_t schema, store_t **ret_store);
+/* A consistent, compacted copy of the whole environment into fd, taken
+ * while writers go on (mdb_env_copyfd2). */
+int store_copy_fd(store_t *store, int fd);
+/* Reads every record of every database: a damaged page fails here.
+ * *ret_records (may be NULL): how many there are. */
+int store_verify(store_t *store, uint64_t *ret_records);
 /* The schema version found on disk when the store was opened (0: new). */
 uint32_t store_schema_found(const store_t *store);
 

@@ -292,6 +292,13 @@ node_id_valid(const char *s)
 }
 
 bool
+snapshot_id_valid(const char *s)
+{
+	return chars_valid(s, 1, SNAPSHOT_ID_MAX, "-") &&
+	    isalnum((unsigned char)s[0]);
+}
+
+bool
 service_name_valid(const char *s)
 {
 	size_t n = s ? strnlen(s, SERVICE_NAME_MAX + 1) : 0;

@@ -44,6 +44,10 @@ void format_rfc3339(uint64_t ms, char buf[RFC3339_LEN]);
 /* Node ids: 1..63 of [A-Za-z0-9._-], starting with a letter or digit. */
 #define NODE_ID_MAX 63
 bool node_id_valid(const char *s);
+/* A snapshot id names a directory: [A-Za-z0-9][A-Za-z0-9-]*, at most
+ * SNAPSHOT_ID_MAX characters. */
+#define SNAPSHOT_ID_MAX 63
+bool snapshot_id_valid(const char *s);
 /* Service names: [a-z0-9-], starting and ending with a letter or digit. */
 #define SERVICE_NAME_MAX 63
 bool service_name_valid(const char *s);

@@ -6,6 +6,8 @@
 #include "autoconf.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -134,6 +136,21 @@ wire_clean_text(char *s, size_t max, int free_text)
 			p[i] = '?';
 			n = 1;
 		}
+}
+
+void
+wire_set_text(char **field, const char *fmt, ...)
+{
+	char buf[WIRE_MAX_MESSAGE];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	wire_clean_text(buf, sizeof buf - 1, 1);
+	if (*field && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = xstrdup(buf);
 }
 
 static int
@@ -265,6 +282,60 @@ status_ok(const Shoal__ServiceStatus *st, const char **ret_why)
 }
 
 static int
+snapshot_ok(const Shoal__Snapshot *sn, const char **ret_why)
+{
+	REQUIRE(sn && snapshot_id_valid(sn->id), "snapshot.id");
+	REQUIRE(msg_ok(sn->message, WIRE_MAX_MESSAGE), "snapshot.message");
+	REQUIRE(sn->n_services <= WIRE_MAX_SERVICES,
+	    "snapshot.services: too many");
+	for (size_t i = 0; i < sn->n_services; i++)
+		REQUIRE(sn->services[i] &&
+		        service_name_valid(sn->services[i]->service),
+		    "snapshot.services.service");
+	REQUIRE(str_ok(sn->sha256, 64), "snapshot.sha256");
+	REQUIRE(sn->n_artifacts <= WIRE_MAX_ITEMS,
+	    "snapshot.artifacts: too many");
+	for (size_t i = 0; i < sn->n_artifacts; i++)
+		REQUIRE(str_ok(sn->artifacts[i], 64), "snapshot.artifacts");
+	REQUIRE(sn->state >= SHOAL__SNAPSHOT__STATE__READY &&
+	        sn->state <= SHOAL__SNAPSHOT__STATE__CORRUPT,
+	    "snapshot.state");
+	REQUIRE(msg_ok(sn->reason, WIRE_MAX_MESSAGE), "snapshot.reason");
+	REQUIRE(!sn->service[0] || service_name_valid(sn->service),
+	    "snapshot.service");
+	return 0;
+}
+
+static int
+operation_ok(const Shoal__Operation *op, const char **ret_why)
+{
+	REQUIRE(op, "operation: missing");
+	REQUIRE(op->id > 0, "operation.id");
+	REQUIRE(str_ok(op->token, 64) && op->token[0], "operation.token");
+	REQUIRE(op->kind >= SHOAL__OPERATION__KIND__SNAPSHOT &&
+	        op->kind <= SHOAL__OPERATION__KIND__RESTORE,
+	    "operation.kind");
+	REQUIRE(op->state >= SHOAL__OPERATION__STATE__PENDING &&
+	        op->state <= SHOAL__OPERATION__STATE__FAILED,
+	    "operation.state");
+	REQUIRE(snapshot_id_valid(op->snapshot), "operation.snapshot");
+	REQUIRE(msg_ok(op->message, WIRE_MAX_MESSAGE) &&
+	        msg_ok(op->result, WIRE_MAX_MESSAGE) &&
+	        str_ok(op->requested_by, WIRE_MAX_STRING),
+	    "operation: text");
+	REQUIRE(!op->service[0] || service_name_valid(op->service),
+	    "operation.service");
+	REQUIRE(!op->node[0] || node_id_valid(op->node), "operation.node");
+	REQUIRE(op->n_services <= WIRE_MAX_SERVICES,
+	    "operation.services: too many");
+	for (size_t i = 0; i < op->n_services; i++)
+		REQUIRE(op->services[i] &&
+		        service_name_valid(op->services[i]->service),
+		    "operation.services.service");
+	return 0;
+}
+
+static int
 status_report_ok(const Shoal__StatusReport *rep, const char **ret_why)
 {
 	int r;
@@ -274,6 +345,29 @@ status_report_ok(const Shoal__StatusReport *rep, const char **ret_why)
 	    "status_report.services: too many");
 	for (size_t i = 0; i < rep->n_services; i++) {
 		r = status_ok(rep->services[i], ret_why);
+		if (r < 0)
+			return r;
+	}
+	REQUIRE(rep->n_operations <= WIRE_MAX_OPERATIONS,
+	    "status_report.operations: too many");
+	for (size_t i = 0; i < rep->n_operations; i++) {
+		const Shoal__OperationResult *o = rep->operations[i];
+
+		REQUIRE(o && str_ok(o->token, 64) && o->token[0],
+		    "status_report.operations.token");
+		REQUIRE(msg_ok(o->result, WIRE_MAX_MESSAGE),
+		    "status_report.operations.result");
+		REQUIRE(o->n_restored <= WIRE_MAX_SERVICES,
+		    "status_report.operations.restored: too many");
+		for (size_t j = 0; j < o->n_restored; j++)
+			REQUIRE(o->restored[j] &&
+			        service_name_valid(o->restored[j]->service),
+			    "status_report.operations.restored.service");
+	}
+	REQUIRE(rep->n_snapshots <= WIRE_MAX_SNAPSHOTS,
+	    "status_report.snapshots: too many");
+	for (size_t i = 0; i < rep->n_snapshots; i++) {
+		r = snapshot_ok(rep->snapshots[i], ret_why);
 		if (r < 0)
 			return r;
 	}
@@ -310,6 +404,13 @@ desired_state_ok(const Shoal__DesiredState *ds, const char **ret_why)
 			REQUIRE(strcmp(ds->services[j]->service, a->service) !=
 			        0,
 			    "desired_state.services: a service twice");
+	}
+	REQUIRE(ds->n_operations <= WIRE_MAX_OPERATIONS,
+	    "desired_state.operations: too many");
+	for (size_t i = 0; i < ds->n_operations; i++) {
+		r = operation_ok(ds->operations[i], ret_why);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -384,6 +485,36 @@ control_request_ok(const Shoal__ControlRequest *c, const char **ret_why)
 		REQUIRE(service_name_valid(c->delete_service->service),
 		    "delete_service.service");
 		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_SNAPSHOT_CREATE:
+		REQUIRE(!c->snapshot_create->node[0] ||
+		        node_id_valid(c->snapshot_create->node),
+		    "snapshot_create.node");
+		REQUIRE(msg_ok(c->snapshot_create->message, WIRE_MAX_MESSAGE),
+		    "snapshot_create.message");
+		REQUIRE(
+		    str_ok(c->snapshot_create->requested_by, WIRE_MAX_STRING),
+		    "snapshot_create.requested_by");
+		return labels_ok(c->snapshot_create->selector,
+		    c->snapshot_create->n_selector, ret_why);
+	case SHOAL__CONTROL_REQUEST__REQ_LIST_SNAPSHOTS:
+		REQUIRE(!c->list_snapshots->node[0] ||
+		        node_id_valid(c->list_snapshots->node),
+		    "list_snapshots.node");
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_SNAPSHOT_RESTORE:
+		REQUIRE(node_id_valid(c->snapshot_restore->node),
+		    "snapshot_restore.node");
+		REQUIRE(snapshot_id_valid(c->snapshot_restore->snapshot),
+		    "snapshot_restore.snapshot");
+		REQUIRE(
+		    str_ok(c->snapshot_restore->requested_by, WIRE_MAX_STRING),
+		    "snapshot_restore.requested_by");
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_BACKUP:
+		REQUIRE(str_ok(c->backup->path, WIRE_MAX_STRING) &&
+		        c->backup->path[0] == '/',
+		    "backup.path: an absolute path");
+		return 0;
 	default:
 		*ret_why = "control_request: unknown request";
 		return SHOAL_E_INVALID;
@@ -413,6 +544,8 @@ rollout_ok(const Shoal__Rollout *ro, const char **ret_why)
 		    "rollout.nodes.state");
 		REQUIRE(msg_ok(n->reason, WIRE_MAX_MESSAGE),
 		    "rollout.nodes.reason");
+		REQUIRE(!n->snapshot[0] || snapshot_id_valid(n->snapshot),
+		    "rollout.nodes.snapshot");
 	}
 	return 0;
 }
@@ -476,6 +609,27 @@ control_reply_ok(const Shoal__ControlReply *c, const char **ret_why)
 		REQUIRE(str_ok(c->plan[i]->pull, WIRE_MAX_STRING),
 		    "control_reply.plan.pull");
 	}
+	REQUIRE(c->n_operations <= WIRE_MAX_ITEMS &&
+	        c->n_snapshots <= WIRE_MAX_ITEMS,
+	    "control_reply: too many items");
+	for (size_t i = 0; i < c->n_operations; i++) {
+		r = operation_ok(c->operations[i], ret_why);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < c->n_snapshots; i++) {
+		const Shoal__NodeSnapshot *ns = c->snapshots[i];
+
+		REQUIRE(ns && node_id_valid(ns->node),
+		    "control_reply.snapshots.node");
+		REQUIRE(str_ok(ns->state, 16) &&
+		        msg_ok(ns->reason, WIRE_MAX_MESSAGE),
+		    "control_reply.snapshots.state");
+		r = snapshot_ok(ns->snapshot, ret_why);
+		if (r < 0)
+			return r;
+	}
+	REQUIRE(str_ok(c->sha256, 64), "control_reply.sha256");
 	for (size_t i = 0; i < c->n_events; i++) {
 		REQUIRE(c->events[i], "control_reply.events: empty entry");
 		/* Empty: the coordinator's own event about a service. */

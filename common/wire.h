@@ -18,7 +18,9 @@
 #define SHOAL_PROTOCOL_VERSION 1
 #define WIRE_MAX_FRAME (1024 * 1024)
 #define WIRE_MAX_STRING 256    /* facts, versions, ids in bodies */
-#define WIRE_MAX_MESSAGE 4096  /* free text: event and error messages */
+#define WIRE_MAX_MESSAGE 4096
+#define WIRE_MAX_OPERATIONS 64 /* queued for one node, or answered at once */
+#define WIRE_MAX_SNAPSHOTS 128 /* in one agent's catalogue */  /* free text: event and error messages */
 #define WIRE_MAX_ITEMS 10000   /* nodes or events in one control reply */
 #define WIRE_MAX_SERVICES 1000 /* services in one desired state or report */
 
@@ -63,5 +65,10 @@ const char *wire_rollout_state_name(Shoal__Rollout__State s);
 const char *wire_rollout_node_state_name(Shoal__RolloutNode__State s);
 const char *wire_strategy_name(Shoal__UpdateStrategy__Kind k);
 const char *wire_prestage_state_name(Shoal__Prestage__State s);
+
+/* Replaces a string field of an unpacked message (freeing the old one
+ * unless it is protobuf-c's empty string) with cleaned free text. */
+void wire_set_text(char **field, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -22,6 +22,7 @@
 #include "common/store.h"
 #include "common/util.h"
 #include "common/wire.h"
+#include "coordinator/backup.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/registry.h"
 #include "coordinator/services.h"
@@ -263,6 +264,7 @@ on_desired_state_request(coordinator_t *c, zmsg_t *route,
 	}
 	ds.generation = node->generation;
 	services_desired(c->svc, node->id, &ds.services, &ds.n_services);
+	services_operations(c->svc, node->id, &ds.operations, &ds.n_operations);
 	env.body_case = SHOAL__ENVELOPE__BODY_DESIRED_STATE;
 	env.desired_state = &ds;
 	env.node_id = in->node_id;
@@ -296,7 +298,8 @@ on_status_report(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 		    "unknown node: say Hello first");
 		return;
 	}
-	r = services_report(c->svc, in->node_id, in->status_report);
+	r = services_report(c->svc, in->node_id, in->status_report, ring_node,
+	    c);
 	if (r < 0) {
 		/* The heartbeat reply keeps naming the old seq: it comes
 		 * again. */
@@ -568,6 +571,67 @@ rollout_control(coordinator_t *c, const Shoal__RolloutControl *rc,
 }
 
 static void
+snapshot_create(coordinator_t *c, const Shoal__SnapshotCreate *req,
+    Shoal__ControlReply *rep)
+{
+	char err[512] = "";
+	int r = services_snapshot_create(c->svc, req, ring_node, c, rep, err,
+	    sizeof err);
+
+	if (r < 0) {
+		rep->code = r;
+		rep->error = xasprintf("cannot take a snapshot: %s", err);
+		return;
+	}
+	for (size_t i = 0; i < rep->n_operations; i++)
+		log_node(LOG_INFO, rep->operations[i]->node,
+		    "node %s: snapshot %s queued%s%s", rep->operations[i]->node,
+		    rep->operations[i]->snapshot,
+		    req->requested_by[0] ? " by " : "", req->requested_by);
+}
+
+static void
+snapshot_restore(coordinator_t *c, const Shoal__SnapshotRestore *req,
+    Shoal__ControlReply *rep)
+{
+	char err[512] = "";
+	int r = services_snapshot_restore(c->svc, req, ring_node, c, rep, err,
+	    sizeof err);
+
+	if (r < 0) {
+		rep->code = r;
+		rep->error = xasprintf("cannot restore: %s", err);
+		return;
+	}
+	log_node(LOG_INFO, req->node,
+	    "node %s: restore of snapshot %s queued%s%s", req->node,
+	    req->snapshot, req->requested_by[0] ? " by " : "",
+	    req->requested_by);
+}
+
+/* A consistent copy of the whole store, written beside the path first and
+ * renamed into place, with its checksum in path.sha256. */
+static void
+backup(coordinator_t *c, const Shoal__Backup *req, Shoal__ControlReply *rep)
+{
+	char err[512] = "", hex[65];
+	uint64_t bytes = 0;
+	int r = coordinator_backup(c->store, req->path, &bytes, hex, err,
+	    sizeof err);
+
+	if (r < 0) {
+		rep->code = r;
+		rep->error = xasprintf("cannot write the backup: %s", err);
+		log_error("backup to %s failed: %s", req->path, err);
+		return;
+	}
+	rep->bytes = bytes;
+	rep->sha256 = xstrdup(hex);
+	log_info("backup written to %s (%llu bytes, sha256 %.12s)", req->path,
+	    (unsigned long long)bytes, hex);
+}
+
+static void
 control_request(coordinator_t *c, const Shoal__ControlRequest *req,
     Shoal__ControlReply *rep, Shoal__StoredEvent ***events, size_t *nevents)
 {
@@ -620,6 +684,26 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 		else
 			log_info("service %s deleted",
 			    req->delete_service->service);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_SNAPSHOT_CREATE:
+		snapshot_create(c, req->snapshot_create, rep);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_SNAPSHOT_RESTORE:
+		snapshot_restore(c, req->snapshot_restore, rep);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_LIST_SNAPSHOTS:
+		r = services_snapshots(c->svc,
+		    req->list_snapshots->node[0] ? req->list_snapshots->node
+		                                 : NULL,
+		    rep);
+		if (r < 0) {
+			rep->code = r;
+			rep->error = xasprintf("no node '%s' is registered",
+			    req->list_snapshots->node);
+		}
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_BACKUP:
+		backup(c, req->backup, rep);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_GET_NODE:
 		nodes = xcalloc(1, sizeof *nodes);
@@ -706,6 +790,8 @@ on_control_readable(zloop_t *loop, zsock_t *sock, void *arg)
 	services_free_reply(&rep);
 	if (rep.next[0])
 		free(rep.next); /* list_nodes() allocates it when set */
+	if (rep.sha256[0])
+		free(rep.sha256); /* backup() allocates it */
 	free(error);
 	registry_events_free(events, nevents);
 out:

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "coordinator/backup.h"
 #include "coordinator/coordinator.h"
 
 #define PROG "shoal-coordinator"
@@ -33,7 +35,11 @@ enum {
 	OPT_MISSED,
 	OPT_LOG_LEVEL,
 	OPT_METRICS_LISTEN,
+	OPT_RESTORE,
 };
+
+/* --restore FILE: start from a backup (shoalctl backup create). */
+static const char *restore_file;
 
 static const struct option options[] = {
 	{ "config", required_argument, NULL, 'c' },
@@ -45,6 +51,7 @@ static const struct option options[] = {
 	{ "missed-heartbeats", required_argument, NULL, OPT_MISSED },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -81,6 +88,12 @@ usage(FILE *f)
 	    "                               the fleet's Prometheus metrics at "
 	    "/metrics\n"
 	    "                               (default 127.0.0.1:9465)\n"
+	    "      --restore FILE           first replace the state with a "
+	    "backup taken by\n"
+	    "                               shoalctl backup create (checked "
+	    "first; the\n"
+	    "                               replaced store is kept beside "
+	    "it), then run\n"
 	    "  -h, --help                   show this help\n"
 	    "  -V, --version                show the version\n"
 	    "\n"
@@ -128,6 +141,9 @@ apply_flags(int argc, char **argv, coord_options_t *o)
 				    optarg, HTTPD_LISTEN_EXPECT);
 			cli_set_string(&o->metrics_listen, optarg);
 			break;
+		case OPT_RESTORE:
+			restore_file = optarg;
+			break;
 		case OPT_LOG_LEVEL:
 			if (!log_level_valid(optarg))
 				return cli_bad_value(PROG, "--log-level",
@@ -164,6 +180,21 @@ main(int argc, char **argv)
 	}
 
 	log_open(PROG, log_level_from_name(opts.log_level));
+	if (restore_file) {
+		char err[1024], saved[PATH_MAX + 64];
+
+		if (coordinator_restore(restore_file, opts.state_dir, saved,
+		        sizeof saved, err, sizeof err) < 0) {
+			fprintf(stderr, PROG ": cannot restore from %s: %s\n",
+			    restore_file, err);
+			coord_options_free(&opts);
+			return 1;
+		}
+		log_warning("state in %s restored from the backup %s%s%s",
+		    opts.state_dir, restore_file,
+		    saved[0] ? "; the store it replaced is kept as " : "",
+		    saved);
+	}
 	zsys_init();
 	zsys_set_logstream(NULL);
 	r = coordinator_new(&opts, &c);

@@ -22,7 +22,7 @@
 #include "coordinator/registry.h"
 
 const char *const registry_dbs[] = { "nodes", "events", "meta", "services",
-	"revisions", "desired", "status", "rollouts" };
+	"revisions", "desired", "status", "rollouts", "operations", "holds" };
 const unsigned registry_ndbs = ARRAY_SIZE(registry_dbs);
 
 #define EVENTS_MAX 100000

@@ -30,6 +30,8 @@ enum {
 	DB_DESIRED,   /* node id -> DesiredState */
 	DB_STATUS,    /* node id -> StatusReport */
 	DB_ROLLOUTS,  /* name, NUL, rollout id (big-endian) -> Rollout */
+	DB_OPS,       /* node id, NUL, operation id (big-endian) -> Operation */
+	DB_HOLDS,     /* node id -> Hold (a restore's) */
 };
 #define REGISTRY_SCHEMA 1
 /* Hello from a new node beyond this many is refused with SHOAL_E_LIMIT: a

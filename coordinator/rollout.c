@@ -20,24 +20,6 @@
 #define RS(x) SHOAL__ROLLOUT__STATE__##x
 #define AS(x) SHOAL__SERVICE_STATUS__STATE__##x
 
-static void set_text(char **field, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-set_text(char **field, const char *fmt, ...)
-{
-	char buf[WIRE_MAX_MESSAGE];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	wire_clean_text(buf, sizeof buf - 1, 1);
-	if (*field && *field != protobuf_c_empty_string)
-		free(*field);
-	*field = xstrdup(buf);
-}
-
 /* Milliseconds from then to now on the wall clock, which may step back
  * (the times are stored, and a restart must read them): never negative. */
 static uint64_t
@@ -239,7 +221,7 @@ enter(Shoal__Rollout *ro, Shoal__RolloutNode *n, Shoal__RolloutNode__State st,
 	n->since_ms = now;
 	ro->progress_ms = now;
 	if (reason)
-		set_text(&n->reason, "%s", reason);
+		wire_set_text(&n->reason, "%s", reason);
 	if (st == NS(SWITCHING))
 		n->switched = 1;
 	rollout_assignment(ro, n, &rev1, &act1);
@@ -442,7 +424,7 @@ static void
 stop(Shoal__Rollout *ro, uint64_t now, const rollout_hooks_t *h, int revert,
     const char *why)
 {
-	set_text(&ro->reason, "%s", why);
+	wire_set_text(&ro->reason, "%s", why);
 	note(ro, NULL, h, "rollout.stopped", "rollout %llu of %s stopped: %s%s",
 	    (unsigned long long)ro->id, ro->service, why,
 	    revert ? "; reverting" : "");
@@ -779,7 +761,7 @@ rollout_supersede(Shoal__Rollout *ro, uint64_t now)
 			enter(ro, n, NS(REVERTED), now, NULL,
 			    "staged only: superseded");
 	}
-	set_text(&ro->reason, "superseded by a newer rollout");
+	wire_set_text(&ro->reason, "superseded by a newer rollout");
 	ro->state = RS(SUPERSEDED);
 	ro->finished_ms = ro->updated_ms = now;
 }

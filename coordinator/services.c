@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <czmq.h>
 #include <openssl/evp.h>
@@ -43,7 +44,20 @@ typedef struct note {
 typedef struct node_state {
 	Shoal__DesiredState *desired; /* owned; NULL: nothing assigned yet */
 	Shoal__StatusReport *status;  /* owned; NULL: no report yet */
+	/* operations: the pending ones and the newest finished, by id */
+	Shoal__Operation **ops; /* owned */
+	size_t nops;
+	uint64_t last_op;  /* the highest id issued */
+	Shoal__Hold *hold; /* owned; NULL: not restored */
 } node_state_t;
+
+/* An operation added in memory, to be written with the step that made it
+ * (or taken back when that write fails). */
+typedef struct fresh_op {
+	node_state_t *ns;
+	char node[NODE_ID_MAX + 1];
+	Shoal__Operation *op; /* in ns->ops */
+} fresh_op_t;
 
 struct services {
 	store_t *store;
@@ -54,6 +68,8 @@ struct services {
 	rollout_hooks_t hooks; /* observe() and note() on this */
 	note_t *notes;         /* what the step in progress noted */
 	size_t nnotes;
+	fresh_op_t *fresh; /* operations the step in progress queued */
+	size_t nfresh;
 };
 
 /* A node whose desired state is about to change. */
@@ -75,6 +91,11 @@ node_state_destroy(void **item)
 		shoal__desired_state__free_unpacked(ns->desired, NULL);
 	if (ns->status)
 		shoal__status_report__free_unpacked(ns->status, NULL);
+	for (size_t i = 0; i < ns->nops; i++)
+		shoal__operation__free_unpacked(ns->ops[i], NULL);
+	free(ns->ops);
+	if (ns->hold)
+		shoal__hold__free_unpacked(ns->hold, NULL);
 	free(ns);
 	*item = NULL;
 }
@@ -202,6 +223,26 @@ assigned(const service_t *svc, const char *node_id, uint64_t *ret_rev,
 	*ret_active = 1;
 }
 
+/* The hold a restore left on svc for the node, while svc has not changed
+ * since (a new revision, target or rollout ends it); NULL: none. */
+static const Shoal__HeldService *
+held(const node_state_t *ns, const service_t *svc)
+{
+	if (!ns || !ns->hold)
+		return NULL;
+	for (size_t i = 0; i < ns->hold->n_services; i++) {
+		const Shoal__HeldService *h = ns->hold->services[i];
+
+		if (strcmp(h->service, svc->rec->service) == 0)
+			return h->current == svc->rec->revision &&
+			        h->target == target_of(svc) &&
+			        h->rollout == svc->rec->last_rollout
+			    ? h
+			    : NULL;
+	}
+	return NULL;
+}
+
 /*
  * The packed desired state node must have now, with generation gen; *ret
  * is owned by the caller. Assignments borrow from the services.
@@ -213,14 +254,34 @@ compute(services_t *s, const Shoal__Node *node, uint64_t gen, uint8_t **ret,
 	Shoal__DesiredState ds = SHOAL__DESIRED_STATE__INIT;
 	Shoal__ServiceAssignment *a = xcalloc(s->n + 1, sizeof *a);
 	Shoal__ServiceAssignment **ap = xcalloc(s->n + 1, sizeof *ap);
-	size_t n = 0;
+	const node_state_t *ns = zhashx_lookup(s->nodes, node->id);
+	Shoal__Operation **ops = NULL;
+	size_t n = 0, nops = 0;
 
 	for (size_t i = 0; i < s->n; i++) {
 		const service_t *svc = &s->v[i];
 		const Shoal__Revision *r = target_revision(svc);
+		const Shoal__HeldService *h = held(ns, svc);
 		uint64_t rev;
 		int active;
 
+		if (h) {
+			/* Restored from a snapshot: its revision, or not the
+			 * service at all, until the service changes. */
+			const Shoal__Revision *hr =
+			    revision_find(svc, h->revision);
+
+			if (!hr)
+				continue;
+			shoal__service_assignment__init(&a[n]);
+			a[n].service = hr->service;
+			a[n].revision = hr->revision;
+			a[n].spec = hr->spec;
+			a[n].active = 1;
+			ap[n] = &a[n];
+			n++;
+			continue;
+		}
 		if (!selects(r->spec, node))
 			continue;
 		assigned(svc, node->id, &rev, &active);
@@ -249,9 +310,19 @@ compute(services_t *s, const Shoal__Node *node, uint64_t gen, uint8_t **ret,
 	ds.generation = gen;
 	ds.services = ap;
 	ds.n_services = n;
+	if (ns && ns->nops) {
+		ops = xcalloc(ns->nops, sizeof *ops);
+		for (size_t i = 0; i < ns->nops; i++)
+			if (ns->ops[i]->state ==
+			    SHOAL__OPERATION__STATE__PENDING)
+				ops[nops++] = ns->ops[i];
+	}
+	ds.operations = ops;
+	ds.n_operations = nops;
 	*ret_len = shoal__desired_state__get_packed_size(&ds);
 	*ret = xmalloc(*ret_len ? *ret_len : 1);
 	shoal__desired_state__pack(&ds, *ret);
+	free(ops);
 	free(ap);
 	free(a);
 }
@@ -526,6 +597,62 @@ load_node(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 	return ns->desired ? 0 : SHOAL_E_STORE_CORRUPT;
 }
 
+/* Key of an operation: the node id, a NUL, the id big-endian. */
+static size_t
+op_key(const char *node, uint64_t id, uint8_t *key)
+{
+	size_t n = strlen(node);
+
+	memcpy(key, node, n);
+	key[n] = '\0';
+	store_key_u64(id, key + n + 1);
+	return n + 9;
+}
+
+static int
+load_op(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	services_t *s = arg;
+	const char *k = key;
+	size_t n = strnlen(k, klen);
+	char id[NODE_ID_MAX + 1];
+	Shoal__Operation *op;
+	node_state_t *ns;
+
+	if (n == 0 || n > NODE_ID_MAX || klen != n + 9)
+		return SHOAL_E_STORE_CORRUPT;
+	memcpy(id, k, n);
+	id[n] = '\0';
+	op = shoal__operation__unpack(NULL, vlen, val);
+	if (!op || op->id != store_key_to_u64(k + n + 1)) {
+		if (op)
+			shoal__operation__free_unpacked(op, NULL);
+		return SHOAL_E_STORE_CORRUPT;
+	}
+	ns = node_state(s, id);
+	ns->ops = xrealloc(ns->ops, (ns->nops + 1) * sizeof *ns->ops);
+	ns->ops[ns->nops++] = op;
+	if (op->id > ns->last_op)
+		ns->last_op = op->id;
+	return 0;
+}
+
+static int
+load_hold(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	services_t *s = arg;
+	char id[NODE_ID_MAX + 1];
+	node_state_t *ns;
+
+	if (klen == 0 || klen > NODE_ID_MAX)
+		return SHOAL_E_STORE_CORRUPT;
+	memcpy(id, key, klen);
+	id[klen] = '\0';
+	ns = node_state(s, id);
+	ns->hold = shoal__hold__unpack(NULL, vlen, val);
+	return ns->hold ? 0 : SHOAL_E_STORE_CORRUPT;
+}
+
 /* A service's revisions and newest rollout. */
 static int
 load_history(store_txn_t *txn, service_t *svc)
@@ -580,6 +707,10 @@ load(services_t *s)
 	if (r == 0)
 		r = store_foreach(txn, DB_STATUS, NULL, 0, load_node,
 		    status_ctx);
+	if (r == 0)
+		r = store_foreach(txn, DB_OPS, NULL, 0, load_op, s);
+	if (r == 0)
+		r = store_foreach(txn, DB_HOLDS, NULL, 0, load_hold, s);
 	store_abort(&txn);
 	return r;
 }
@@ -729,6 +860,10 @@ note(const Shoal__Rollout *ro, const Shoal__RolloutNode *n, const char *kind,
 		log_info("service %s: %s", ro->service, message);
 }
 
+static void auto_snapshots(services_t *s, Shoal__Rollout *ro);
+static int write_fresh(services_t *s, store_txn_t *txn);
+static void settle_fresh(services_t *s, int ok);
+
 /* Nodes whose step began get the generation their new state has. */
 static void
 stamp(services_t *s, Shoal__Rollout *ro, const change_t *ch, size_t nch)
@@ -807,6 +942,7 @@ commit_service(services_t *s, service_t *svc, const Shoal__Rollout *old,
 	store_txn_t *txn = NULL;
 	int r;
 
+	auto_snapshots(s, svc->ro);
 	ch = everyone || !svc->ro ? collect_changes(s, NULL, &nch)
 	                          : collect_rollout_changes(s, svc->ro, &nch);
 	stamp(s, svc->ro, ch, nch);
@@ -816,11 +952,14 @@ commit_service(services_t *s, service_t *svc, const Shoal__Rollout *old,
 	if (r == 0)
 		r = write_service(s, txn, svc, old);
 	if (r == 0)
+		r = write_fresh(s, txn);
+	if (r == 0)
 		r = put_changes(s, txn, ch, nch);
 	if (r == 0)
 		r = store_commit(&txn);
 	else if (txn)
 		store_abort(&txn);
+	settle_fresh(s, r == 0);
 	if (r == 0)
 		publish_changes(s, ch, nch, ring, arg);
 	changes_free(ch, nch);
@@ -1056,6 +1195,7 @@ services_apply(services_t *s, const Shoal__ServiceSpec *spec,
 	svc->ro = keep.ro;
 	start_rollout(s, svc, svc->revs[svc->nrevs - 1], message, by, 0, &old,
 	    &saved);
+	auto_snapshots(s, svc->ro);
 	ch = collect_changes(s, NULL, &nch);
 	stamp(s, svc->ro, ch, nch);
 
@@ -1071,11 +1211,14 @@ services_apply(services_t *s, const Shoal__ServiceSpec *spec,
 	if (r == 0)
 		r = write_service(s, txn, svc, old);
 	if (r == 0)
+		r = write_fresh(s, txn);
+	if (r == 0)
 		r = put_changes(s, txn, ch, nch);
 	if (r == 0)
 		r = store_commit(&txn);
 	else if (txn)
 		store_abort(&txn);
+	settle_fresh(s, r == 0);
 	notes_clear(s);
 	if (old)
 		shoal__rollout__free_unpacked(old, NULL);
@@ -1414,6 +1557,16 @@ services_node_changed(services_t *s, const char *node_id, services_ring_fn ring,
 }
 
 void
+services_operations(services_t *s, const char *node_id, Shoal__Operation ***ret,
+    size_t *ret_n)
+{
+	node_state_t *ns = zhashx_lookup(s->nodes, node_id);
+
+	*ret = ns && ns->desired ? ns->desired->operations : NULL;
+	*ret_n = ns && ns->desired ? ns->desired->n_operations : 0;
+}
+
+void
 services_desired(services_t *s, const char *node_id,
     Shoal__ServiceAssignment ***ret, size_t *ret_n)
 {
@@ -1423,9 +1576,12 @@ services_desired(services_t *s, const char *node_id,
 	*ret_n = ns && ns->desired ? ns->desired->n_services : 0;
 }
 
+static int take_results(services_t *s, const char *node_id,
+    const Shoal__StatusReport *rep, services_ring_fn ring, void *arg);
+
 int
 services_report(services_t *s, const char *node_id,
-    const Shoal__StatusReport *rep)
+    const Shoal__StatusReport *rep, services_ring_fn ring, void *arg)
 {
 	size_t n = shoal__status_report__get_packed_size(rep);
 	uint8_t *buf = xmalloc(n + 1);
@@ -1450,6 +1606,8 @@ services_report(services_t *s, const char *node_id,
 			abort();
 	}
 	free(buf);
+	if (r == 0 && rep->n_operations)
+		r = take_results(s, node_id, rep, ring, arg);
 	return r;
 }
 
@@ -1459,6 +1617,605 @@ services_status_seq(services_t *s, const char *node_id)
 	node_state_t *ns = zhashx_lookup(s->nodes, node_id);
 
 	return ns && ns->status ? ns->status->seq : 0;
+}
+
+/* -- operations and snapshots ------------------------------------------ */
+
+/* Operations waiting for one node at most: a node that never comes back
+ * must not grow its desired state without bound. */
+#define OPS_PENDING_MAX 16
+/* Finished operations kept per node, for `snapshot list`. */
+#define OPS_KEPT 50
+
+static size_t
+ops_pending(const node_state_t *ns)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; ns && i < ns->nops; i++)
+		n += ns->ops[i]->state == SHOAL__OPERATION__STATE__PENDING;
+	return n;
+}
+
+/*
+ * Queues an operation for node in memory (written by write_fresh() with
+ * the step that made it, taken back by settle_fresh() when that fails).
+ * from: the snapshot a restore brings back; NULL for a new snapshot, whose
+ * id is made here from the time and the operation's id.
+ */
+static Shoal__Operation *
+queue_op(services_t *s, const char *node, Shoal__Operation__Kind kind,
+    const Shoal__Snapshot *from, const char *message, const char *by,
+    const char *service, uint64_t rollout)
+{
+	node_state_t *ns = node_state(s, node);
+	Shoal__Operation op = SHOAL__OPERATION__INIT, *copy;
+	uint64_t now = now_ms();
+	char token[33], id[SNAPSHOT_ID_MAX + 1], stamp_s[32];
+	time_t t = (time_t)(now / 1000);
+	struct tm tm;
+
+	for (size_t i = 0; i < 32; i++)
+		token[i] = "0123456789abcdef"[random_below(16)];
+	token[32] = '\0';
+	op.id = ns->last_op + 1;
+	op.token = token;
+	op.kind = kind;
+	if (from) {
+		op.snapshot = from->id;
+		op.services = from->services;
+		op.n_services = from->n_services;
+	} else {
+		gmtime_r(&t, &tm);
+		strftime(stamp_s, sizeof stamp_s, "%Y%m%dT%H%M%SZ", &tm);
+		snprintf(id, sizeof id, "%s-%llu", stamp_s,
+		    (unsigned long long)op.id);
+		op.snapshot = id;
+	}
+	op.message = (char *)(message ? message : "");
+	op.requested_by = (char *)(by ? by : "");
+	op.created_ms = now;
+	op.state = SHOAL__OPERATION__STATE__PENDING;
+	op.service = (char *)(service ? service : "");
+	op.rollout = rollout;
+	op.node = (char *)node;
+	copy = wire_copy(&op.base);
+	ns->ops = xrealloc(ns->ops, (ns->nops + 1) * sizeof *ns->ops);
+	ns->ops[ns->nops++] = copy;
+	ns->last_op = op.id;
+	s->fresh = xrealloc(s->fresh, (s->nfresh + 1) * sizeof *s->fresh);
+	s->fresh[s->nfresh].ns = ns;
+	snprintf(s->fresh[s->nfresh].node, sizeof s->fresh[0].node, "%s", node);
+	s->fresh[s->nfresh++].op = copy;
+	return copy;
+}
+
+static int
+write_op(store_txn_t *txn, const char *node, const Shoal__Operation *op)
+{
+	uint8_t key[NODE_ID_MAX + 9];
+
+	return store_put_msg(txn, DB_OPS, key, op_key(node, op->id, key),
+	    &op->base);
+}
+
+static int
+write_fresh(services_t *s, store_txn_t *txn)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < s->nfresh; i++)
+		r = write_op(txn, s->fresh[i].node, s->fresh[i].op);
+	return r;
+}
+
+/* After the write: kept (ok), or taken back out of memory. */
+static void
+settle_fresh(services_t *s, int ok)
+{
+	for (size_t i = s->nfresh; !ok && i-- > 0;) {
+		node_state_t *ns = s->fresh[i].ns;
+
+		/* Queued last, so the last of its node. */
+		shoal__operation__free_unpacked(ns->ops[--ns->nops], NULL);
+		ns->last_op--;
+	}
+	free(s->fresh);
+	s->fresh = NULL;
+	s->nfresh = 0;
+}
+
+/*
+ * A snapshot of every node a rollout's step begins on, before the rollout
+ * moves it: queued with the node's new desired state, which the agent
+ * carries out before it applies anything of that state. Recorded in the
+ * rollout (its node's snapshot) and in the events.
+ */
+static void
+auto_snapshots(services_t *s, Shoal__Rollout *ro)
+{
+	for (size_t i = 0; ro && rollout_active(ro) && i < ro->n_nodes; i++) {
+		Shoal__RolloutNode *rn = ro->nodes[i];
+		const Shoal__Operation *op;
+		char msg[256];
+
+		if (rn->generation || rn->snapshot[0] || !rn->from_revision ||
+		    (rn->state != SHOAL__ROLLOUT_NODE__STATE__PRESTAGING &&
+		        rn->state != SHOAL__ROLLOUT_NODE__STATE__STAGING &&
+		        rn->state != SHOAL__ROLLOUT_NODE__STATE__SWITCHING))
+			continue;
+		if (ops_pending(zhashx_lookup(s->nodes, rn->node)) >=
+		    OPS_PENDING_MAX) {
+			snprintf(msg, sizeof msg,
+			    "no snapshot before rollout %llu: %d operations "
+			    "already wait for the node",
+			    (unsigned long long)ro->id, OPS_PENDING_MAX);
+			note(ro, rn, "rollout.snapshot", msg, s);
+			continue;
+		}
+		snprintf(msg, sizeof msg,
+		    "before rollout %llu of %s (revision %llu to %llu)",
+		    (unsigned long long)ro->id, ro->service,
+		    (unsigned long long)rn->from_revision,
+		    (unsigned long long)ro->to_revision);
+		op = queue_op(s, rn->node, SHOAL__OPERATION__KIND__SNAPSHOT,
+		    NULL, msg, "rollout", ro->service, ro->id);
+		wire_set_text(&rn->snapshot, "%s", op->snapshot);
+		snprintf(msg, sizeof msg,
+		    "snapshot %s queued before rollout %llu", op->snapshot,
+		    (unsigned long long)ro->id);
+		note(ro, rn, "rollout.snapshot", msg, s);
+	}
+}
+
+/* Writes the node's desired state if it changed, the operations queued
+ * and what else fn writes, in one transaction; then rings. */
+static int
+commit_node(services_t *s, const char *node_id,
+    int (*fn)(services_t *, store_txn_t *, void *), void *arg,
+    services_ring_fn ring, void *ring_arg)
+{
+	size_t nch = 0;
+	change_t *ch = collect_changes(s, node_id, &nch);
+	store_txn_t *txn = NULL;
+	int r;
+
+	r = desired_fits(ch, nch);
+	if (r == 0)
+		r = store_begin(s->store, true, &txn);
+	if (r == 0)
+		r = write_fresh(s, txn);
+	if (r == 0 && fn)
+		r = fn(s, txn, arg);
+	if (r == 0)
+		r = put_changes(s, txn, ch, nch);
+	for (size_t i = 0; r == 0 && i < s->nnotes; i++)
+		r = registry_write_event(s->reg, txn, s->notes[i].node,
+		    s->notes[i].kind, "", s->notes[i].message);
+	if (r == 0)
+		r = store_commit(&txn);
+	else if (txn)
+		store_abort(&txn);
+	settle_fresh(s, r == 0);
+	if (r == 0)
+		publish_changes(s, ch, nch, ring, ring_arg);
+	changes_free(ch, nch);
+	notes_clear(s);
+	return r;
+}
+
+static int
+node_selected(const Shoal__Node *node, Shoal__Label **sel, size_t nsel)
+{
+	for (size_t i = 0; i < nsel; i++) {
+		size_t k;
+
+		for (k = 0; k < node->n_labels; k++)
+			if (strcmp(node->labels[k]->key, sel[i]->key) == 0 &&
+			    strcmp(node->labels[k]->value, sel[i]->value) == 0)
+				break;
+		if (k == node->n_labels)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+reply_op(Shoal__ControlReply *rep, const Shoal__Operation *op)
+{
+	rep->operations = xrealloc(rep->operations,
+	    (rep->n_operations + 1) * sizeof *rep->operations);
+	rep->operations[rep->n_operations++] = wire_copy(&op->base);
+}
+
+int
+services_snapshot_create(services_t *s, const Shoal__SnapshotCreate *req,
+    services_ring_fn ring, void *arg, Shoal__ControlReply *rep, char *err,
+    size_t errlen)
+{
+	size_t total = registry_count(s->reg), first = s->nfresh;
+	int r = 0;
+
+	for (size_t i = 0; i < total; i++) {
+		const Shoal__Node *node = registry_at(s->reg, i);
+
+		if (req->node[0]
+		        ? strcmp(node->id, req->node) != 0
+		        : !node_selected(node, req->selector, req->n_selector))
+			continue;
+		if (ops_pending(zhashx_lookup(s->nodes, node->id)) >=
+		    OPS_PENDING_MAX) {
+			snprintf(err, errlen,
+			    "node %s: %d operations already wait for it; "
+			    "nothing was queued",
+			    node->id, OPS_PENDING_MAX);
+			settle_fresh(s, 0);
+			return SHOAL_E_LIMIT;
+		}
+		queue_op(s, node->id, SHOAL__OPERATION__KIND__SNAPSHOT, NULL,
+		    req->message, req->requested_by, NULL, 0);
+	}
+	if (s->nfresh == first) {
+		if (req->node[0])
+			snprintf(err, errlen, "no node '%s' is registered",
+			    req->node);
+		else
+			snprintf(err, errlen,
+			    "no registered node matches "
+			    "the selector");
+		return SHOAL_E_NOT_FOUND;
+	}
+	/* Every node's state and every operation in one transaction. */
+	{
+		size_t nch = 0;
+		change_t *ch = collect_changes(s, NULL, &nch);
+		store_txn_t *txn = NULL;
+		fresh_op_t *done = NULL;
+		size_t ndone = s->nfresh;
+
+		r = desired_fits(ch, nch);
+		if (r == 0)
+			r = store_begin(s->store, true, &txn);
+		if (r == 0)
+			r = write_fresh(s, txn);
+		if (r == 0)
+			r = put_changes(s, txn, ch, nch);
+		if (r == 0)
+			r = store_commit(&txn);
+		else if (txn)
+			store_abort(&txn);
+		if (r == 0) {
+			done = xcalloc(ndone, sizeof *done);
+			memcpy(done, s->fresh, ndone * sizeof *done);
+		}
+		settle_fresh(s, r == 0);
+		if (r == 0)
+			publish_changes(s, ch, nch, ring, arg);
+		changes_free(ch, nch);
+		for (size_t i = 0; done && i < ndone; i++)
+			reply_op(rep, done[i].op);
+		free(done);
+	}
+	if (r < 0)
+		snprintf(err, errlen, "cannot queue the snapshots: %s",
+		    shoal_strerror(r));
+	return r;
+}
+
+/* The node's catalogue entry for id, as it last reported; NULL: none. */
+static const Shoal__Snapshot *
+reported_snapshot(const node_state_t *ns, const char *id)
+{
+	for (size_t i = 0; ns && ns->status && i < ns->status->n_snapshots; i++)
+		if (strcmp(ns->status->snapshots[i]->id, id) == 0)
+			return ns->status->snapshots[i];
+	return NULL;
+}
+
+int
+services_snapshot_restore(services_t *s, const Shoal__SnapshotRestore *req,
+    services_ring_fn ring, void *arg, Shoal__ControlReply *rep, char *err,
+    size_t errlen)
+{
+	const Shoal__Node *node = registry_find(s->reg, req->node);
+	node_state_t *ns = zhashx_lookup(s->nodes, req->node);
+	const Shoal__Snapshot *sn;
+	const Shoal__Operation *op;
+	int r;
+
+	if (!node) {
+		snprintf(err, errlen, "no node '%s' is registered", req->node);
+		return SHOAL_E_NOT_FOUND;
+	}
+	sn = reported_snapshot(ns, req->snapshot);
+	if (!sn) {
+		snprintf(err, errlen,
+		    "node %s has no snapshot '%s' (as it last reported; see "
+		    "shoalctl snapshot list --node %s)",
+		    req->node, req->snapshot, req->node);
+		return SHOAL_E_NOT_FOUND;
+	}
+	if (sn->state != SHOAL__SNAPSHOT__STATE__READY) {
+		snprintf(err, errlen, "snapshot %s on node %s is corrupt: %s",
+		    sn->id, req->node, sn->reason);
+		return SHOAL_E_INVALID;
+	}
+	for (size_t i = 0; ns && i < ns->nops; i++)
+		if (ns->ops[i]->state == SHOAL__OPERATION__STATE__PENDING &&
+		    ns->ops[i]->kind == SHOAL__OPERATION__KIND__RESTORE) {
+			snprintf(err, errlen,
+			    "node %s: restore of snapshot %s is still pending",
+			    req->node, ns->ops[i]->snapshot);
+			return SHOAL_E_INVALID;
+		}
+	if (ops_pending(ns) >= OPS_PENDING_MAX) {
+		snprintf(err, errlen,
+		    "node %s: %d operations already wait for it", req->node,
+		    OPS_PENDING_MAX);
+		return SHOAL_E_LIMIT;
+	}
+	for (size_t i = 0; i < sn->n_services; i++) {
+		const service_t *svc =
+		    find_service(s, sn->services[i]->service, NULL);
+
+		if (!svc) {
+			snprintf(err, errlen,
+			    "snapshot %s runs service %s, which the "
+			    "coordinator no longer has",
+			    sn->id, sn->services[i]->service);
+			return SHOAL_E_INVALID;
+		}
+		if (!revision_find(svc, sn->services[i]->revision)) {
+			snprintf(err, errlen,
+			    "snapshot %s runs %s revision %llu, no longer in "
+			    "the coordinator's history (it keeps %d)",
+			    sn->id, svc->rec->service,
+			    (unsigned long long)sn->services[i]->revision,
+			    SERVICES_HISTORY);
+			return SHOAL_E_INVALID;
+		}
+	}
+	/* A rollout moving one of the node's services would fight the
+	 * restore: let it finish, or abort it, first. */
+	for (size_t i = 0; i < s->n; i++) {
+		const service_t *svc = &s->v[i];
+
+		if (svc->ro && rollout_active(svc->ro) &&
+		    rollout_find_node(svc->ro, req->node)) {
+			snprintf(err, errlen,
+			    "service %s has rollout %llu running on node %s; "
+			    "wait for it or abort it first",
+			    svc->rec->service, (unsigned long long)svc->ro->id,
+			    req->node);
+			return SHOAL_E_INVALID;
+		}
+	}
+	op = queue_op(s, req->node, SHOAL__OPERATION__KIND__RESTORE, sn, "",
+	    req->requested_by, NULL, 0);
+	reply_op(rep, op);
+	r = commit_node(s, req->node, NULL, NULL, ring, arg);
+	if (r < 0)
+		snprintf(err, errlen, "cannot queue the restore: %s",
+		    shoal_strerror(r));
+	return r;
+}
+
+/* A restore the node carried out: it runs the snapshot's revisions, and
+ * every other service not at all, until those services change. */
+static Shoal__Hold *
+hold_from(services_t *s, const Shoal__Operation *op)
+{
+	Shoal__Hold hold = SHOAL__HOLD__INIT, *copy;
+	Shoal__HeldService *h = xcalloc(s->n + 1, sizeof *h);
+	Shoal__HeldService **hp = xcalloc(s->n + 1, sizeof *hp);
+
+	for (size_t i = 0; i < s->n; i++) {
+		const service_t *svc = &s->v[i];
+
+		shoal__held_service__init(&h[i]);
+		h[i].service = svc->rec->service;
+		for (size_t k = 0; k < op->n_services; k++)
+			if (strcmp(op->services[k]->service,
+			        svc->rec->service) == 0)
+				h[i].revision = op->services[k]->revision;
+		h[i].current = svc->rec->revision;
+		h[i].target = target_of(svc);
+		h[i].rollout = svc->rec->last_rollout;
+		hp[i] = &h[i];
+	}
+	hold.services = hp;
+	hold.n_services = s->n;
+	hold.operation = op->id;
+	hold.snapshot = op->snapshot;
+	copy = wire_copy(&hold.base);
+	free(hp);
+	free(h);
+	return copy;
+}
+
+typedef struct finish_ctx {
+	const char *node;
+	Shoal__Operation *op;
+	Shoal__Hold *hold; /* a restore's: written too */
+	uint64_t trim;     /* the finished operation to forget (0: none) */
+} finish_ctx_t;
+
+static int
+write_finished(services_t *s, store_txn_t *txn, void *arg)
+{
+	finish_ctx_t *f = arg;
+	uint8_t key[NODE_ID_MAX + 9];
+	int r = write_op(txn, f->node, f->op);
+
+	if (r == 0 && f->hold)
+		r = store_put_msg(txn, DB_HOLDS, f->node, strlen(f->node),
+		    &f->hold->base);
+	if (r == 0 && f->trim)
+		r = store_del(txn, DB_OPS, key, op_key(f->node, f->trim, key));
+	return r;
+}
+
+/* The agent answered op (still pending): finished, written with the
+ * node's new desired state (no longer listing it). */
+static int
+finish_op(services_t *s, const char *node_id, node_state_t *ns,
+    Shoal__Operation *op, const Shoal__OperationResult *res,
+    services_ring_fn ring, void *arg)
+{
+	Shoal__Operation before = *op;
+	Shoal__Hold *old_hold = ns->hold;
+	finish_ctx_t f = { .node = node_id, .op = op };
+	const char *kind;
+	char msg[WIRE_MAX_MESSAGE];
+	size_t finished = 0;
+	int r;
+
+	op->state = res->ok ? SHOAL__OPERATION__STATE__DONE
+	                    : SHOAL__OPERATION__STATE__FAILED;
+	op->finished_ms = res->finished_ms ? res->finished_ms : now_ms();
+	op->result = (char *)res->result;
+	if (res->ok && op->kind == SHOAL__OPERATION__KIND__RESTORE) {
+		f.hold = hold_from(s, op);
+		ns->hold = f.hold;
+	}
+	for (size_t i = 0; i < ns->nops; i++)
+		finished +=
+		    ns->ops[i]->state != SHOAL__OPERATION__STATE__PENDING;
+	if (finished > OPS_KEPT)
+		for (size_t i = 0; i < ns->nops && !f.trim; i++)
+			if (ns->ops[i]->state !=
+			    SHOAL__OPERATION__STATE__PENDING)
+				f.trim = ns->ops[i]->id;
+	if (op->kind == SHOAL__OPERATION__KIND__SNAPSHOT)
+		kind = res->ok ? "snapshot.taken" : "snapshot.failed";
+	else
+		kind = res->ok ? "snapshot.restored" : "restore.failed";
+	snprintf(msg, sizeof msg, "snapshot %s: %s", op->snapshot, res->result);
+	s->notes = xrealloc(s->notes, (s->nnotes + 1) * sizeof *s->notes);
+	s->notes[s->nnotes++] = (note_t){ .node = xstrdup(node_id),
+		.kind = xstrdup(kind),
+		.message = xstrdup(msg) };
+	r = commit_node(s, node_id, write_finished, &f, ring, arg);
+	if (r < 0) {
+		/* As before: the agent answers again with its next report. */
+		*op = before;
+		ns->hold = old_hold;
+		if (f.hold)
+			shoal__hold__free_unpacked(f.hold, NULL);
+		return r;
+	}
+	op->result = xstrdup(res->result);
+	if (before.result && before.result != protobuf_c_empty_string)
+		free(before.result);
+	if (f.hold && old_hold)
+		shoal__hold__free_unpacked(old_hold, NULL);
+	log_node(res->ok ? LOG_INFO : LOG_WARNING, node_id, "node %s: %s %s",
+	    node_id, kind, msg);
+	for (size_t i = 0; f.trim && i < ns->nops; i++)
+		if (ns->ops[i]->id == f.trim) {
+			shoal__operation__free_unpacked(ns->ops[i], NULL);
+			memmove(&ns->ops[i], &ns->ops[i + 1],
+			    (ns->nops - i - 1) * sizeof *ns->ops);
+			ns->nops--;
+			break;
+		}
+	return 0;
+}
+
+/* The answers in a status report to operations still pending. */
+static int
+take_results(services_t *s, const char *node_id, const Shoal__StatusReport *rep,
+    services_ring_fn ring, void *arg)
+{
+	node_state_t *ns = zhashx_lookup(s->nodes, node_id);
+	int ret = 0;
+
+	for (size_t i = 0; ns && i < rep->n_operations; i++) {
+		const Shoal__OperationResult *res = rep->operations[i];
+
+		for (size_t k = 0; k < ns->nops; k++) {
+			Shoal__Operation *op = ns->ops[k];
+			int r;
+
+			if (op->state != SHOAL__OPERATION__STATE__PENDING ||
+			    strcmp(op->token, res->token) != 0)
+				continue;
+			r = finish_op(s, node_id, ns, op, res, ring, arg);
+			if (r < 0) {
+				log_node(LOG_ERR, node_id,
+				    "node %s: cannot record the answer to "
+				    "operation %llu: %s",
+				    node_id, (unsigned long long)op->id,
+				    shoal_strerror(r));
+				ret = r;
+			}
+			break;
+		}
+	}
+	return ret;
+}
+
+static void
+add_snapshot_row(Shoal__ControlReply *rep, const char *node,
+    const Shoal__Snapshot *sn, const char *state, const char *reason)
+{
+	Shoal__NodeSnapshot row = SHOAL__NODE_SNAPSHOT__INIT;
+
+	row.node = (char *)node;
+	row.snapshot = (Shoal__Snapshot *)sn;
+	row.state = (char *)state;
+	row.reason = (char *)(reason ? reason : "");
+	rep->snapshots = xrealloc(rep->snapshots,
+	    (rep->n_snapshots + 1) * sizeof *rep->snapshots);
+	rep->snapshots[rep->n_snapshots++] = wire_copy(&row.base);
+}
+
+int
+services_snapshots(services_t *s, const char *node_id, Shoal__ControlReply *rep)
+{
+	size_t total = registry_count(s->reg);
+	int found = 0;
+
+	for (size_t i = 0; i < total; i++) {
+		const Shoal__Node *node = registry_at(s->reg, i);
+		const node_state_t *ns = zhashx_lookup(s->nodes, node->id);
+
+		if (node_id && strcmp(node->id, node_id) != 0)
+			continue;
+		found = 1;
+		for (size_t k = 0;
+		     ns && ns->status && k < ns->status->n_snapshots; k++) {
+			const Shoal__Snapshot *sn = ns->status->snapshots[k];
+
+			add_snapshot_row(rep, node->id, sn,
+			    sn->state == SHOAL__SNAPSHOT__STATE__READY
+			        ? "ready"
+			        : "corrupt",
+			    sn->reason);
+		}
+		for (size_t k = 0; ns && k < ns->nops; k++) {
+			const Shoal__Operation *op = ns->ops[k];
+			Shoal__Snapshot sn = SHOAL__SNAPSHOT__INIT;
+
+			if (node_id)
+				reply_op(rep, op);
+			if (op->kind != SHOAL__OPERATION__KIND__SNAPSHOT ||
+			    op->state == SHOAL__OPERATION__STATE__DONE ||
+			    reported_snapshot(ns, op->snapshot))
+				continue;
+			sn.id = op->snapshot;
+			sn.created_ms = op->created_ms;
+			sn.message = op->message;
+			sn.service = op->service;
+			sn.rollout = op->rollout;
+			add_snapshot_row(rep, node->id, &sn,
+			    op->state == SHOAL__OPERATION__STATE__PENDING
+			        ? "pending"
+			        : "failed",
+			    op->result);
+		}
+	}
+	return node_id && !found ? SHOAL_E_NOT_FOUND : 0;
 }
 
 /* -- control replies --------------------------------------------------- */
@@ -1727,6 +2484,15 @@ services_free_reply(Shoal__ControlReply *rep)
 		free(rep->plan[i]);
 	}
 	free(rep->plan);
+	for (size_t i = 0; i < rep->n_operations; i++)
+		shoal__operation__free_unpacked(rep->operations[i], NULL);
+	free(rep->operations);
+	for (size_t i = 0; i < rep->n_snapshots; i++)
+		shoal__node_snapshot__free_unpacked(rep->snapshots[i], NULL);
+	free(rep->snapshots);
+	rep->operations = NULL;
+	rep->snapshots = NULL;
+	rep->n_operations = rep->n_snapshots = 0;
 	rep->services = NULL;
 	rep->statuses = NULL;
 	rep->revisions = NULL;

@@ -84,10 +84,37 @@ int services_node_changed(services_t *s, const char *node_id,
 /* The node's assignments, borrowed until the next services_* call. */
 void services_desired(services_t *s, const char *node_id,
     Shoal__ServiceAssignment ***ret, size_t *ret_n);
+/* The operations queued for the node with them; borrowed the same way. */
+void services_operations(services_t *s, const char *node_id,
+    Shoal__Operation ***ret, size_t *ret_n);
 
-/* An agent's status report; replaces the previous one. */
+/* An agent's status report; replaces the previous one. Its answers to
+ * operations finish them (a restore holds the node to the snapshot's
+ * revisions), and the node's new desired state rings. */
 int services_report(services_t *s, const char *node_id,
-    const Shoal__StatusReport *rep);
+    const Shoal__StatusReport *rep, services_ring_fn ring, void *arg);
+/*
+ * Queues a snapshot on the request's node, or on every node its selector
+ * picks (none: every node), delivered with their desired states; an
+ * offline node gets it when it returns. rep->operations: those queued.
+ * err says why when it fails (SHOAL_E_NOT_FOUND: no such node).
+ */
+int services_snapshot_create(services_t *s, const Shoal__SnapshotCreate *req,
+    services_ring_fn ring, void *arg, Shoal__ControlReply *rep, char *err,
+    size_t errlen);
+/*
+ * Queues the restore of a snapshot the node reported. Refused (err says
+ * why) for an unknown or corrupt snapshot, while a rollout moves one of the
+ * node's services, or when the snapshot runs a service or revision the
+ * coordinator no longer has.
+ */
+int services_snapshot_restore(services_t *s, const Shoal__SnapshotRestore *req,
+    services_ring_fn ring, void *arg, Shoal__ControlReply *rep, char *err,
+    size_t errlen);
+/* Every node's snapshots (node_id: one node's, and its operations), as
+ * the agents last reported them, with those pending or failed. */
+int services_snapshots(services_t *s, const char *node_id,
+    Shoal__ControlReply *rep);
 /* The seq of the last report stored for the node (0: none). */
 uint64_t services_status_seq(services_t *s, const char *node_id);
 

@@ -77,6 +77,10 @@ json_t *rollout_json(const Shoal__Rollout *ro);
 void print_started(const ctl_t *c, const Shoal__ControlReply *cr,
     const char *name);
 
+/* The snapshot and backup commands (ctl/snapshots.c). */
+int cmd_snapshot(ctl_t *c, int argc, char **argv);
+int cmd_backup(ctl_t *c, int argc, char **argv);
+
 /* "user@host": who runs this, for the coordinator's audit log. */
 const char *operator_name(void);
 

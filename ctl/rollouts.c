@@ -44,8 +44,8 @@ prepared_text(const Shoal__RolloutNode *n, char *buf, size_t size)
 static json_t *
 rollout_node_json(const Shoal__Rollout *ro, const Shoal__RolloutNode *n)
 {
-	return json_pack("{s:s,s:i,s:b,s:I,s:s,s:s,s:s*,s:o,s:I,s:I}", "node",
-	    n->node, "wave", (int)n->wave + 1, "canary",
+	return json_pack("{s:s,s:i,s:b,s:I,s:s,s:s,s:s*,s:o,s:I,s:I,s:s*}",
+	    "node", n->node, "wave", (int)n->wave + 1, "canary",
 	    ro->canaries && n->wave == 0 &&
 	        ro->update->strategy == SHOAL__UPDATE_STRATEGY__KIND__CANARY,
 	    "from_revision", (json_int_t)n->from_revision, "state",
@@ -53,7 +53,8 @@ rollout_node_json(const Shoal__Rollout *ro, const Shoal__RolloutNode *n)
 	    wire_service_state_name(n->agent_state), "reason",
 	    n->reason[0] ? n->reason : NULL, "since", time_json(n->since_ms),
 	    "bytes_done", (json_int_t)n->bytes_done, "bytes_total",
-	    (json_int_t)n->bytes_total);
+	    (json_int_t)n->bytes_total, "snapshot",
+	    n->snapshot[0] ? n->snapshot : NULL);
 }
 
 json_t *

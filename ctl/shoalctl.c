@@ -64,6 +64,17 @@ usage(FILE *f)
 	    "                                  audit log), newest first\n"
 	    "  delete SERVICE                  remove a service from every "
 	    "node\n"
+	    "  snapshot create [--node ID | --selector LABELS] [--message M] "
+	    "[--wait]\n"
+	    "                                  snapshot what nodes run\n"
+	    "  snapshot list [--node ID] [--json]\n"
+	    "                                  the nodes' snapshots\n"
+	    "  snapshot restore NODE SNAPSHOT [--wait]\n"
+	    "                                  bring a node back to a "
+	    "snapshot\n"
+	    "  backup create FILE              a copy of the coordinator's "
+	    "state, for\n"
+	    "                                  shoal-coordinator --restore\n"
 	    "\n"
 	    "Options:\n"
 	    "      --control EP        the coordinator's control endpoint "
@@ -1011,6 +1022,8 @@ static const struct command {
 	{ "rollout", cmd_rollout },
 	{ "rollback", cmd_rollback },
 	{ "top", cmd_top },
+	{ "snapshot", cmd_snapshot },
+	{ "backup", cmd_backup },
 };
 
 const char *

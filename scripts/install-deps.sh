@@ -5,7 +5,8 @@
 # the base of the example model's image; python3 runs the artifact tests' HTTP
 # server, openssl their TLS one; prometheus checks and scrapes the metrics
 # endpoints, prometheus-node-exporter is what the metrics benchmark compares
-# against).
+# against; lmdb-utils (mdb_stat) checks the stores snapshots and backups
+# copy).
 # Runs apt-get only when something is missing; needs root for that.
 set -eu
 
@@ -14,7 +15,7 @@ libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev
 libcurl4-openssl-dev libssl-dev libsystemd-dev libjansson-dev libyaml-dev
 libmicrohttpd-dev valgrind jq curl
 podman runc netavark aardvark-dns iptables catatonit busybox-static
-python3 openssl prometheus prometheus-node-exporter"
+python3 openssl prometheus prometheus-node-exporter lmdb-utils"
 
 missing=""
 for p in $PACKAGES; do

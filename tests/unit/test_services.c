@@ -129,7 +129,7 @@ prepared(services_t *svc, registry_t *reg)
 		sr.generation = generation(reg, nodes[k]);
 		sr.services = stp;
 		sr.n_services = n < 4 ? n : 4;
-		services_report(svc, nodes[k], &sr);
+		services_report(svc, nodes[k], &sr, NULL, NULL);
 	}
 	services_tick(svc, NULL, NULL);
 }
@@ -267,7 +267,7 @@ main(void)
 	sr.seq = 77;
 	sr.services = stp;
 	sr.n_services = 1;
-	is_int(services_report(svc, "gpu-1", &sr), 0, "a status report");
+	is_int(services_report(svc, "gpu-1", &sr, NULL, NULL), 0, "a status report");
 	is_int(services_status_seq(svc, "gpu-1"), 77,
 	    "its seq is what heartbeat replies name");
 	services_list(svc, &rep);
