@@ -1128,7 +1128,7 @@ write_files(snapshots_t *sn, int tfd, const char *tmp, Shoal__Snapshot *e,
 		r = -errno;
 		goto fail_state;
 	}
-	r = store_copy_fd(sn->store, fd);
+	r = store_copy_fd(sn->store, fd, true);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	close(fd);

@@ -236,9 +236,10 @@ fail:
 }
 
 int
-store_copy_fd(store_t *store, int fd)
+store_copy_fd(store_t *store, int fd, bool compact)
 {
-	return store_err(mdb_env_copyfd2(store->env, fd, MDB_CP_COMPACT));
+	return store_err(
+	    mdb_env_copyfd2(store->env, fd, compact ? MDB_CP_COMPACT : 0));
 }
 
 static int

@@ -38,9 +38,10 @@ int store_lock(const char *dir, int *ret_fd);
  */
 int store_open_copy(const char *path, const char *const *dbs, unsigned ndbs,
     uint32_t schema, store_t **ret_store);
-/* A consistent, compacted copy of the whole environment into fd, taken
- * while writers go on (mdb_env_copyfd2). */
-int store_copy_fd(store_t *store, int fd);
+/* A consistent copy of the whole environment into fd, taken while
+ * writers go on (mdb_env_copyfd2); compact: free pages left out and the
+ * pages renumbered (smaller, a little slower). */
+int store_copy_fd(store_t *store, int fd, bool compact);
 /* Reads every record of every database: a damaged page fails here.
  * *ret_records (may be NULL): how many there are. */
 int store_verify(store_t *store, uint64_t *ret_records);

@@ -18,9 +18,9 @@
 #define SHOAL_PROTOCOL_VERSION 1
 #define WIRE_MAX_FRAME (1024 * 1024)
 #define WIRE_MAX_STRING 256    /* facts, versions, ids in bodies */
-#define WIRE_MAX_MESSAGE 4096
+#define WIRE_MAX_MESSAGE 4096  /* free text: event and error messages */
 #define WIRE_MAX_OPERATIONS 64 /* queued for one node, or answered at once */
-#define WIRE_MAX_SNAPSHOTS 128 /* in one agent's catalogue */  /* free text: event and error messages */
+#define WIRE_MAX_SNAPSHOTS 128 /* in one agent's catalogue */
 #define WIRE_MAX_ITEMS 10000   /* nodes or events in one control reply */
 #define WIRE_MAX_SERVICES 1000 /* services in one desired state or report */
 

@@ -107,7 +107,7 @@ coordinator_backup(store_t *store, const char *path, uint64_t *ret_bytes,
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	r = store_copy_fd(store, fd);
+	r = store_copy_fd(store, fd, true);
 	if (r < 0) {
 		snprintf(err, errlen, "%s: copying the store: %s", tmp,
 		    shoal_strerror(r));

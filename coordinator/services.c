@@ -343,7 +343,7 @@ assignments_differ(const Shoal__DesiredState *cur, const uint8_t *packed,
 	if (!next)
 		abort(); /* we packed it a moment ago */
 	if (!cur) {
-		differ = next->n_services > 0;
+		differ = next->n_services > 0 || next->n_operations > 0;
 		shoal__desired_state__free_unpacked(next, NULL);
 		return differ;
 	}

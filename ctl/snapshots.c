@@ -103,23 +103,6 @@ snapshot_json(const Shoal__NodeSnapshot *row)
 	                   : json_null());
 }
 
-static json_t *
-operation_json(const Shoal__Operation *op)
-{
-	static const char *const states[] = { "pending", "done", "failed" };
-
-	return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:o,s:o,s:s*}", "node",
-	    op->node, "id", (json_int_t)op->id, "kind",
-	    op->kind == SHOAL__OPERATION__KIND__SNAPSHOT ? "snapshot"
-	                                                 : "restore",
-	    "snapshot", op->snapshot, "state",
-	    op->state <= SHOAL__OPERATION__STATE__FAILED ? states[op->state]
-	                                                 : "unknown",
-	    "requested_by", op->requested_by, "created",
-	    time_json(op->created_ms), "finished", time_json(op->finished_ms),
-	    "result", op->result[0] ? op->result : NULL);
-}
-
 /* The node's snapshots and operations, once. */
 static int
 list_node(const ctl_t *c, const char *node, Shoal__Envelope **ret)
@@ -297,7 +280,7 @@ snapshot_list(ctl_t *c, int argc, char **argv)
 	    "those still\npending (queued for a node that has not taken "
 	    "them yet) or failed.\n"
 	    "\n"
-	    "  -n, --node ID   one node's (with its operations, in --json)\n";
+	    "  -n, --node ID   one node's\n";
 	static const struct option extra[] = {
 		{ "node", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
@@ -325,19 +308,7 @@ snapshot_list(ctl_t *c, int argc, char **argv)
 		for (size_t k = 0; k < cr->n_snapshots; k++)
 			json_array_append_new(arr,
 			    snapshot_json(cr->snapshots[k]));
-		if (a.node) {
-			json_t *ops = json_array();
-
-			for (size_t k = 0; k < cr->n_operations; k++)
-				json_array_append_new(ops,
-				    operation_json(cr->operations[k]));
-			/* The contract's array, for one node with its
-			 * operations beside it. */
-			r = print_json(json_pack("{s:o,s:o}", "snapshots", arr,
-			    "operations", ops));
-		} else {
-			r = print_json(arr);
-		}
+		r = print_json(arr);
 	} else if (!cr->n_snapshots) {
 		printf("no snapshots\n");
 	} else {

@@ -116,6 +116,27 @@ refused(const Shoal__Envelope *env, int code, const char *name)
 		shoal__envelope__free_unpacked(out, NULL);
 }
 
+/* refused(), and the reason names want. */
+static void
+refused_why(const Shoal__Envelope *env, int code, const char *want,
+    const char *name)
+{
+	Shoal__Envelope *out = NULL;
+	const char *why = NULL;
+	uint8_t *buf;
+	size_t n;
+	int r;
+
+	buf = pack(env, &n);
+	r = wire_unpack(buf, n, &out, &why);
+	free(buf);
+	if (!ok(r == code && out == NULL && why && strstr(why, want), name))
+		diag("got %d (%s), want %d (%s)", r, why ? why : "no reason",
+		    code, want);
+	if (r == 0)
+		shoal__envelope__free_unpacked(out, NULL);
+}
+
 static void
 test_roundtrips(void)
 {
@@ -884,14 +905,161 @@ test_rollout_messages(void)
 	rn.node = "no spaces";
 	refused(&env, SHOAL_E_INVALID, "a rollout node with a bad id");
 	rn.node = "gpu-1";
+	rn.snapshot = "20250101T000000Z-3";
+	ok(accepted(&env), "a rollout node with the snapshot taken before it");
+	rn.snapshot = "../etc";
+	refused_why(&env, SHOAL_E_INVALID, "rollout.nodes.snapshot",
+	    "a rollout node with a bad snapshot id");
+	rn.snapshot = "";
 	ro.update = NULL;
 	refused(&env, SHOAL_E_INVALID, "a rollout without its strategy");
+}
+
+/* Operations in desired states, snapshots and answers in status reports,
+ * and the snapshot and backup requests. */
+static void
+test_operation_messages(void)
+{
+	Shoal__Envelope env;
+	Shoal__DesiredState ds = SHOAL__DESIRED_STATE__INIT;
+	Shoal__Operation op = SHOAL__OPERATION__INIT;
+	Shoal__Operation *ops[WIRE_MAX_OPERATIONS + 1];
+	Shoal__StatusReport sr = SHOAL__STATUS_REPORT__INIT;
+	Shoal__Snapshot sn = SHOAL__SNAPSHOT__INIT, *snp[1] = { &sn };
+	Shoal__OperationResult res = SHOAL__OPERATION_RESULT__INIT;
+	Shoal__OperationResult *resp[WIRE_MAX_OPERATIONS + 1];
+	Shoal__ControlRequest cr = SHOAL__CONTROL_REQUEST__INIT;
+	Shoal__Backup bk = SHOAL__BACKUP__INIT;
+	Shoal__SnapshotRestore sr_req = SHOAL__SNAPSHOT_RESTORE__INIT;
+	char id[SNAPSHOT_ID_MAX + 2];
+
+	for (size_t i = 0; i <= WIRE_MAX_OPERATIONS; i++) {
+		ops[i] = &op;
+		resp[i] = &res;
+	}
+	make_hello(&env);
+	env.body_case = SHOAL__ENVELOPE__BODY_DESIRED_STATE;
+	env.desired_state = &ds;
+	ds.generation = 3;
+	ds.operations = ops;
+	ds.n_operations = 1;
+	op.id = 1;
+	op.token = "0123456789abcdef0123456789abcdef";
+	op.kind = SHOAL__OPERATION__KIND__SNAPSHOT;
+	op.snapshot = "20250101T000000Z-1";
+	op.requested_by = "ops@host";
+	op.node = "gpu-01";
+	ok(accepted(&env), "a desired state with a snapshot operation");
+	op.snapshot = "../etc";
+	refused_why(&env, SHOAL_E_INVALID, "operation.snapshot",
+	    "an operation on snapshot '../etc'");
+	op.snapshot = "";
+	refused_why(&env, SHOAL_E_INVALID, "operation.snapshot",
+	    "an operation on an empty snapshot id");
+	memset(id, 'a', SNAPSHOT_ID_MAX + 1);
+	id[SNAPSHOT_ID_MAX + 1] = '\0';
+	op.snapshot = id;
+	refused_why(&env, SHOAL_E_INVALID, "operation.snapshot",
+	    "an operation on a 64-character snapshot id");
+	id[SNAPSHOT_ID_MAX] = '\0';
+	ok(accepted(&env), "a 63-character snapshot id is accepted");
+	op.snapshot = "-snap";
+	refused_why(&env, SHOAL_E_INVALID, "operation.snapshot",
+	    "a snapshot id starting with '-'");
+	op.snapshot = "pre-upgrade";
+	op.kind = SHOAL__OPERATION__KIND__RESTORE;
+	ok(accepted(&env), "a restore operation");
+	op.token = "";
+	refused_why(&env, SHOAL_E_INVALID, "operation.token",
+	    "an operation without a token");
+	op.token = "0123456789abcdef0123456789abcdef";
+	op.id = 0;
+	refused_why(&env, SHOAL_E_INVALID, "operation.id",
+	    "an operation with id 0");
+	op.id = 1;
+	op.kind = (Shoal__Operation__Kind)7;
+	refused_why(&env, SHOAL_E_INVALID, "operation.kind",
+	    "an operation of no known kind");
+	op.kind = SHOAL__OPERATION__KIND__SNAPSHOT;
+	ds.n_operations = WIRE_MAX_OPERATIONS;
+	ok(accepted(&env), "WIRE_MAX_OPERATIONS operations are accepted");
+	ds.n_operations = WIRE_MAX_OPERATIONS + 1;
+	refused_why(&env, SHOAL_E_INVALID, "desired_state.operations",
+	    "WIRE_MAX_OPERATIONS + 1 operations in a desired state");
+
+	make_hello(&env);
+	env.body_case = SHOAL__ENVELOPE__BODY_STATUS_REPORT;
+	env.status_report = &sr;
+	sr.seq = 1;
+	sr.snapshots = snp;
+	sr.n_snapshots = 1;
+	sn.id = "20250101T000000Z-1";
+	sn.state = SHOAL__SNAPSHOT__STATE__READY;
+	ok(accepted(&env), "a status report with a snapshot");
+	sn.id = "a/b";
+	refused_why(&env, SHOAL_E_INVALID, "snapshot.id",
+	    "a status report with snapshot 'a/b'");
+	sn.id = "20250101T000000Z-1";
+	sn.state = (Shoal__Snapshot__State)5;
+	refused_why(&env, SHOAL_E_INVALID, "snapshot.state",
+	    "a snapshot in no known state");
+	sn.state = SHOAL__SNAPSHOT__STATE__CORRUPT;
+	sn.reason = "sha256 mismatch";
+	ok(accepted(&env), "a corrupt snapshot with its reason");
+	res.token = "0123456789abcdef0123456789abcdef";
+	res.ok = 1;
+	res.result = "taken";
+	sr.operations = resp;
+	sr.n_operations = 1;
+	ok(accepted(&env), "a status report answering an operation");
+	res.token = "";
+	refused_why(&env, SHOAL_E_INVALID, "status_report.operations.token",
+	    "an answer without a token");
+	res.token = "0123456789abcdef0123456789abcdef";
+	sr.n_operations = WIRE_MAX_OPERATIONS;
+	ok(accepted(&env), "WIRE_MAX_OPERATIONS answers are accepted");
+	sr.n_operations = WIRE_MAX_OPERATIONS + 1;
+	refused_why(&env, SHOAL_E_INVALID, "status_report.operations",
+	    "WIRE_MAX_OPERATIONS + 1 answers in a status report");
+
+	make_hello(&env);
+	env.node_id = "";
+	env.body_case = SHOAL__ENVELOPE__BODY_CONTROL_REQUEST;
+	env.control_request = &cr;
+	cr.req_case = SHOAL__CONTROL_REQUEST__REQ_BACKUP;
+	cr.backup = &bk;
+	bk.path = "/var/backups/shoal.mdb";
+	ok(accepted(&env), "a backup to an absolute path");
+	bk.path = "backups/shoal.mdb";
+	refused_why(&env, SHOAL_E_INVALID, "backup.path",
+	    "a backup to a relative path");
+	bk.path = "";
+	refused_why(&env, SHOAL_E_INVALID, "backup.path",
+	    "a backup to no path");
+
+	cr.req_case = SHOAL__CONTROL_REQUEST__REQ_SNAPSHOT_RESTORE;
+	cr.snapshot_restore = &sr_req;
+	sr_req.node = "gpu-01";
+	sr_req.snapshot = "pre-upgrade";
+	sr_req.requested_by = "ops@host";
+	ok(accepted(&env), "a snapshot restore");
+	sr_req.node = "bad id";
+	refused_why(&env, SHOAL_E_INVALID, "snapshot_restore.node",
+	    "a snapshot restore on a bad node id");
+	sr_req.node = "";
+	refused_why(&env, SHOAL_E_INVALID, "snapshot_restore.node",
+	    "a snapshot restore on no node");
+	sr_req.node = "gpu-01";
+	sr_req.snapshot = "../etc";
+	refused_why(&env, SHOAL_E_INVALID, "snapshot_restore.snapshot",
+	    "a snapshot restore of a bad snapshot id");
 }
 
 int
 main(void)
 {
 	test_rollout_messages();
+	test_operation_messages();
 	test_roundtrips();
 	test_size_cap();
 	test_fuzz();
