@@ -382,10 +382,12 @@ find_oldest(const void *key, size_t klen, const void *val, size_t vlen,
 	return 0;
 }
 
-/* Stores res and, for a restore, the state it made, in one transaction;
- * the oldest answer beyond OPS_ANSWERS_KEPT goes. */
+/* Stores res and, for a restore, the state it made (restored, with the
+ * restore's token), in one transaction; the oldest answer beyond
+ * OPS_ANSWERS_KEPT goes. */
 static int
-save_answer(agent_t *a, const Shoal__OperationResult *res, int restored)
+save_answer(agent_t *a, const Shoal__OperationResult *res,
+    const Shoal__DesiredState *restored)
 {
 	oldest_ctx_t o = { "", UINT64_MAX };
 	store_txn_t *txn;
@@ -399,10 +401,10 @@ save_answer(agent_t *a, const Shoal__OperationResult *res, int restored)
 	    &res->base);
 	if (r == 0 && restored)
 		r = store_put_msg(txn, DB_DESIRED, "effective", 9,
-		    &a->effective->base);
+		    &restored->base);
 	if (r == 0 && restored)
-		r = store_put(txn, DB_META, "restore_token", 13,
-		    a->restore_token, strlen(a->restore_token));
+		r = store_put(txn, DB_META, "restore_token", 13, res->token,
+		    strlen(res->token));
 	if (r == 0)
 		r = store_count(txn, DB_OPS, &n);
 	if (r == 0 && n > OPS_ANSWERS_KEPT)
@@ -419,10 +421,11 @@ save_answer(agent_t *a, const Shoal__OperationResult *res, int restored)
 static void
 snapshots_changed(agent_t *a)
 {
-	const char *const *pins;
-	size_t n;
+	const char *const *pins = NULL;
+	size_t n = 0;
 
-	snapshots_pins(a->snaps, &pins, &n);
+	if (a->snaps)
+		snapshots_pins(a->snaps, &pins, &n);
 	runner_set_extra_pins(a->runner, pins, n);
 	a->status_dirty = 1;
 }
@@ -455,8 +458,10 @@ take_snapshot(agent_t *a, const Shoal__Operation *op,
 		.rollout = op->rollout,
 	};
 	const Shoal__Snapshot *sn;
-	char err[1024], what[512];
-	int r = snapshots_take(a->snaps, &in, &sn, err, sizeof err);
+	char err[1024] = "snapshots are off: they could not be opened at start",
+	     what[512];
+	int r = a->snaps ? snapshots_take(a->snaps, &in, &sn, err, sizeof err)
+	                 : SHOAL_E_STORE;
 
 	if (r < 0) {
 		snprintf(text, len, "cannot take snapshot %s: %s", op->snapshot,
@@ -470,12 +475,13 @@ take_snapshot(agent_t *a, const Shoal__Operation *op,
 	snapshots_changed(a);
 }
 
-/* Brings back what a snapshot's store copy says the runner worked
- * towards; the running state stays as it is unless that succeeds. */
-static int
+/* What a snapshot's store copy says the runner worked towards, into
+ * *ret (owned by the caller) for the caller to put in place once its
+ * answer is stored; NULL and why in text when it cannot be restored. */
+static void
 restore_snapshot(agent_t *a, const Shoal__Operation *op,
     const Shoal__DesiredState *ds, Shoal__OperationResult *res, char *text,
-    size_t len)
+    size_t len, Shoal__DesiredState **ret)
 {
 	ProtobufCMessage *m = NULL;
 	Shoal__DesiredState *back;
@@ -483,13 +489,22 @@ restore_snapshot(agent_t *a, const Shoal__Operation *op,
 	size_t used = 0;
 	int r;
 
-	if (!snapshots_find(a->snaps, op->snapshot)) {
-		snprintf(text, len, "no snapshot %s on this node",
-		    op->snapshot);
-		return 0;
+	*ret = NULL;
+	if (!a->snaps || !snapshots_find(a->snaps, op->snapshot)) {
+		snprintf(text, len, "no snapshot %s on this node%s",
+		    op->snapshot,
+		    a->snaps ? ""
+		             : " (snapshots could not be opened at start)");
+		return;
 	}
 	r = snapshots_read(a->snaps, op->snapshot, DB_DESIRED, "effective",
 	    &shoal__desired_state__descriptor, &m, err, sizeof err);
+	if (r == SHOAL_E_NOT_FOUND)
+		/* Taken by an agent that kept only the coordinator's
+		 * state. */
+		r = snapshots_read(a->snaps, op->snapshot, DB_DESIRED,
+		    "current", &shoal__desired_state__descriptor, &m, err,
+		    sizeof err);
 	if (r == SHOAL_E_NOT_FOUND) {
 		/* Taken before anything was ever assigned: nothing runs. */
 		m = wire_copy(
@@ -499,7 +514,7 @@ restore_snapshot(agent_t *a, const Shoal__Operation *op,
 	if (r < 0) {
 		snprintf(text, len, "refused: %s", err);
 		snapshots_changed(a);
-		return 0;
+		return;
 	}
 	back = (Shoal__DesiredState *)m;
 	/* What it ran, serving, and nothing prepared ahead of a rollout. */
@@ -540,16 +555,12 @@ restore_snapshot(agent_t *a, const Shoal__Operation *op,
 		res->restored[i] = sa;
 	}
 	res->n_restored = back->n_services;
-	if (a->effective)
-		shoal__desired_state__free_unpacked(a->effective, NULL);
-	a->effective = back;
-	snprintf(a->restore_token, sizeof a->restore_token, "%s", op->token);
 	res->ok = 1;
 	res->restore = 1;
 	describe_services(back, what, sizeof what);
 	snprintf(text, len, "restored: %s%s%s", what,
 	    gone[0] ? "; stopped: " : "", gone);
-	return 1;
+	*ret = back;
 }
 
 /* Carries out the operations ds lists that have no answer yet, in order,
@@ -562,8 +573,9 @@ run_operations(agent_t *a, const Shoal__DesiredState *ds)
 		Shoal__OperationResult res = SHOAL__OPERATION_RESULT__INIT;
 		Shoal__OperationResult *old = NULL;
 		char text[WIRE_MAX_MESSAGE - 256];
+		Shoal__DesiredState *restored = NULL;
 		store_txn_t *txn;
-		int restored = 0, r;
+		int r;
 
 		if (store_begin(a->store, false, &txn) == 0) {
 			r = answer_of(txn, op->token, &old);
@@ -578,18 +590,36 @@ run_operations(agent_t *a, const Shoal__DesiredState *ds)
 		if (op->kind == SHOAL__OPERATION__KIND__SNAPSHOT)
 			take_snapshot(a, op, &res, text, sizeof text);
 		else
-			restored = restore_snapshot(a, op, ds, &res, text,
-			    sizeof text);
+			restore_snapshot(a, op, ds, &res, text, sizeof text,
+			    &restored);
 		wire_clean_text(text, sizeof text - 1, 1);
 		res.token = op->token;
 		res.result = text;
 		res.finished_ms = now_ms();
 		r = save_answer(a, &res, restored);
-		if (r < 0)
+		if (r < 0) {
+			/* Nothing changes: asked again (the generation is not
+			 * acknowledged either), it is carried out again. */
 			log_error("operation %llu (snapshot %s): cannot store "
 			          "its answer: %s",
 			    (unsigned long long)op->id, op->snapshot,
 			    shoal_strerror(r));
+			if (restored)
+				shoal__desired_state__free_unpacked(restored,
+				    NULL);
+			for (size_t k = 0; k < res.n_restored; k++)
+				free(res.restored[k]);
+			free(res.restored);
+			continue;
+		}
+		if (restored) {
+			if (a->effective)
+				shoal__desired_state__free_unpacked(
+				    a->effective, NULL);
+			a->effective = restored;
+			snprintf(a->restore_token, sizeof a->restore_token,
+			    "%s", op->token);
+		}
 		if (res.ok)
 			log_info("%s %s: %s",
 			    op->kind == SHOAL__OPERATION__KIND__SNAPSHOT
@@ -615,7 +645,8 @@ run_operations(agent_t *a, const Shoal__DesiredState *ds)
 }
 
 static int
-save_desired_state(agent_t *a, const Shoal__DesiredState *ds)
+save_desired_state(agent_t *a, const Shoal__DesiredState *ds,
+    const Shoal__DesiredState *effective, const char *token)
 {
 	store_txn_t *txn;
 	int r;
@@ -626,10 +657,10 @@ save_desired_state(agent_t *a, const Shoal__DesiredState *ds)
 	r = store_put_msg(txn, DB_DESIRED, "current", 7, &ds->base);
 	if (r == 0)
 		r = store_put_msg(txn, DB_DESIRED, "effective", 9,
-		    &a->effective->base);
+		    &effective->base);
 	if (r == 0)
-		r = store_put(txn, DB_META, "restore_token", 13,
-		    a->restore_token, strlen(a->restore_token));
+		r = store_put(txn, DB_META, "restore_token", 13, token,
+		    strlen(token));
 	if (r == 0)
 		r = store_put_u64(txn, DB_META, "generation", ds->generation);
 	if (r < 0) {
@@ -644,29 +675,33 @@ on_desired_state(agent_t *a, const Shoal__DesiredState *ds)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__Ack ack = SHOAL__ACK__INIT;
-	int r;
+	Shoal__DesiredState *effective;
+	int keep, r;
 
 	if (ds->generation <= a->generation)
 		return; /* stale: an answer to an older request */
 	/* Operations first: a snapshot records the state before this one. */
 	run_operations(a, ds);
-	if (a->restore_token[0] && operation_listed(ds, a->restore_token)) {
-		/* The coordinator has not taken the restore's answer yet:
-		 * the restored state stands. */
-		a->effective->generation = ds->generation;
-	} else {
-		a->restore_token[0] = '\0';
-		if (a->effective)
-			shoal__desired_state__free_unpacked(a->effective, NULL);
-		a->effective = services_of(ds);
-	}
-	r = save_desired_state(a, ds);
+	keep = a->restore_token[0] && a->effective &&
+	    operation_listed(ds, a->restore_token);
+	/* The coordinator has not taken a restore's answer yet: the restored
+	 * state stands. Otherwise the coordinator's. */
+	effective = keep ? wire_copy(&a->effective->base) : services_of(ds);
+	effective->generation = ds->generation;
+	r = save_desired_state(a, ds, effective, keep ? a->restore_token : "");
 	if (r < 0) {
-		/* Not acknowledged: the next heartbeat asks again. */
+		/* Not acknowledged, nothing changed: the next heartbeat asks
+		 * again. */
 		log_error("cannot save desired state %llu: %s",
 		    (unsigned long long)ds->generation, shoal_strerror(r));
+		shoal__desired_state__free_unpacked(effective, NULL);
 		return;
 	}
+	if (!keep)
+		a->restore_token[0] = '\0';
+	if (a->effective)
+		shoal__desired_state__free_unpacked(a->effective, NULL);
+	a->effective = effective;
 	if (a->current)
 		shoal__desired_state__free_unpacked(a->current, NULL);
 	a->current = wire_copy(&ds->base);
@@ -694,7 +729,7 @@ send_status(agent_t *a)
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__StatusReport rep = SHOAL__STATUS_REPORT__INIT;
 	Shoal__OperationResult **answers = NULL;
-	const Shoal__Snapshot *const *snaps;
+	const Shoal__Snapshot *const *snaps = NULL;
 	size_t nanswers = 0, nsnaps = 0;
 	store_txn_t *txn;
 
@@ -718,7 +753,8 @@ send_status(agent_t *a)
 	}
 	rep.operations = answers;
 	rep.n_operations = nanswers;
-	snapshots_list(a->snaps, &snaps, &nsnaps);
+	if (a->snaps)
+		snapshots_list(a->snaps, &snaps, &nsnaps);
 	rep.snapshots = (Shoal__Snapshot **)snaps;
 	rep.n_snapshots = nsnaps;
 	env.body_case = SHOAL__ENVELOPE__BODY_STATUS_REPORT;
@@ -812,10 +848,21 @@ load_desired(agent_t *a)
 	if (r < 0)
 		return r;
 	a->current = (Shoal__DesiredState *)cur;
-	a->effective =
-	    eff ? (Shoal__DesiredState *)eff : services_of(a->current);
-	if (!operation_listed(a->current, a->restore_token))
-		a->restore_token[0] = '\0';
+	if (eff) {
+		a->effective = (Shoal__DesiredState *)eff;
+	} else {
+		/* A store from before snapshots: the state a snapshot's copy
+		 * is read for, written now. The restore token is left to the
+		 * next desired state to judge. */
+		a->effective = services_of(a->current);
+		if (store_begin(a->store, true, &txn) == 0) {
+			if (store_put_msg(txn, DB_DESIRED, "effective", 9,
+			        &a->effective->base) == 0)
+				store_commit(&txn);
+			else
+				store_abort(&txn);
+		}
+	}
 	runner_set_desired(a->runner, a->effective);
 	return 0;
 }
@@ -1383,10 +1430,16 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 		r = snapshots_open(a->store, &scfg, &a->snaps, err, sizeof err);
 		free(dir);
 		if (r < 0) {
-			log_error("cannot open the snapshots: %s", err);
-			goto fail;
+			/* The services matter more: they run, snapshots are
+			 * refused with the reason. */
+			log_error(
+			    "cannot open the snapshots (snapshots are off "
+			    "until a restart): %s",
+			    err);
+			a->snaps = NULL;
+			r = 0;
 		}
-		{
+		if (a->snaps) {
 			const Shoal__Snapshot *const *v;
 			size_t n, bad = 0;
 

@@ -235,6 +235,12 @@ fail:
 	return r;
 }
 
+bool
+store_has_db(const store_t *store, unsigned db)
+{
+	return db < store->ndbs && !(store->missing && store->missing[db]);
+}
+
 int
 store_copy_fd(store_t *store, int fd, bool compact)
 {

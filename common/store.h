@@ -38,6 +38,8 @@ int store_lock(const char *dir, int *ret_fd);
  */
 int store_open_copy(const char *path, const char *const *dbs, unsigned ndbs,
     uint32_t schema, store_t **ret_store);
+/* Whether the store has database db: false for one a copy lacks. */
+bool store_has_db(const store_t *store, unsigned db);
 /* A consistent copy of the whole environment into fd, taken while
  * writers go on (mdb_env_copyfd2); compact: free pages left out and the
  * pages renumbered (smaller, a little slower). */

@@ -332,6 +332,15 @@ operation_ok(const Shoal__Operation *op, const char **ret_why)
 		REQUIRE(op->services[i] &&
 		        service_name_valid(op->services[i]->service),
 		    "operation.services.service");
+	if (op->hold) {
+		REQUIRE(op->hold->n_services <= WIRE_MAX_SERVICES,
+		    "operation.hold.services: too many");
+		for (size_t i = 0; i < op->hold->n_services; i++)
+			REQUIRE(op->hold->services[i] &&
+			        service_name_valid(
+			            op->hold->services[i]->service),
+			    "operation.hold.services.service");
+	}
 	return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "common/error.h"
+#include "common/wire.h"
 #include "common/store.h"
 #include "common/util.h"
 #include "coordinator/backup.h"
@@ -188,6 +189,48 @@ out:
 	return r;
 }
 
+static int
+decode_one(const void *key, size_t klen, const void *val, size_t vlen,
+    void *arg)
+{
+	const ProtobufCMessageDescriptor *desc = arg;
+	ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, vlen, val);
+
+	if (!m)
+		return SHOAL_E_STORE_CORRUPT;
+	protobuf_c_message_free_unpacked(m, NULL);
+	return 0;
+}
+
+/* Every record of the databases whose values are messages decodes. */
+static int
+decode_all(store_t *copy)
+{
+	static const struct {
+		unsigned db;
+		const ProtobufCMessageDescriptor *desc;
+	} dbs[] = {
+		{ DB_NODES, &shoal__node__descriptor },
+		{ DB_EVENTS, &shoal__stored_event__descriptor },
+		{ DB_SERVICES, &shoal__service_record__descriptor },
+		{ DB_REVISIONS, &shoal__revision__descriptor },
+		{ DB_DESIRED, &shoal__desired_state__descriptor },
+		{ DB_STATUS, &shoal__status_report__descriptor },
+		{ DB_ROLLOUTS, &shoal__rollout__descriptor },
+		{ DB_OPS, &shoal__operation__descriptor },
+		{ DB_HOLDS, &shoal__hold__descriptor },
+	};
+	store_txn_t *txn;
+	int r;
+
+	r = store_begin(copy, false, &txn);
+	for (size_t i = 0; r == 0 && i < sizeof dbs / sizeof dbs[0]; i++)
+		r = store_foreach(txn, dbs[i].db, NULL, 0, decode_one,
+		    (void *)dbs[i].desc);
+	store_abort(&txn);
+	return r;
+}
+
 /* Copies src into a new file dst (synced); dst is removed on failure. */
 static int
 copy_file(const char *src, const char *dst)
@@ -262,8 +305,19 @@ coordinator_restore(const char *file, const char *state_dir, char *saved,
 	}
 	r = store_open_copy(file, registry_dbs, registry_ndbs, REGISTRY_SCHEMA,
 	    &copy);
+	if (r == 0 && !store_has_db(copy, DB_NODES)) {
+		store_close(&copy);
+		snprintf(err, errlen,
+		    "%s: not a coordinator store (no node registry in it; an "
+		    "agent's snapshot?)",
+		    file);
+		r = SHOAL_E_INVALID;
+		goto out;
+	}
 	if (r == 0)
 		r = store_verify(copy, &records);
+	if (r == 0)
+		r = decode_all(copy);
 	store_close(&copy);
 	if (r == SHOAL_E_SCHEMA) {
 		snprintf(err, errlen,
@@ -299,11 +353,13 @@ coordinator_restore(const char *file, const char *state_dir, char *saved,
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
 	keep = xasprintf("%s/data.mdb.before-restore-%s", state_dir, stamp);
-	if (rename(data, keep) == 0) {
+	/* A second name for the old store, then one rename over it: killed
+	 * at any point, the state dir has a whole store. */
+	if (link(data, keep) == 0) {
 		snprintf(saved, savedlen, "%s", keep);
 	} else if (errno != ENOENT) {
 		r = -errno;
-		snprintf(err, errlen, "%s: %s", data, strerror(errno));
+		snprintf(err, errlen, "%s: %s", keep, strerror(errno));
 		unlink(tmp);
 		goto out;
 	}
@@ -311,7 +367,8 @@ coordinator_restore(const char *file, const char *state_dir, char *saved,
 		r = -errno;
 		snprintf(err, errlen, "%s: %s", data, strerror(errno));
 		if (saved[0])
-			rename(keep, data);
+			unlink(keep);
+		saved[0] = '\0';
 		unlink(tmp);
 		goto out;
 	}

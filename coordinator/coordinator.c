@@ -9,6 +9,8 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -614,11 +616,32 @@ snapshot_restore(coordinator_t *c, const Shoal__SnapshotRestore *req,
 static void
 backup(coordinator_t *c, const Shoal__Backup *req, Shoal__ControlReply *rep)
 {
-	char err[512] = "", hex[65];
+	char err[512] = "", hex[65], *dir = NULL, *state = NULL, *copy;
 	uint64_t bytes = 0;
-	int r = coordinator_backup(c->store, req->path, &bytes, hex, err,
-	    sizeof err);
+	int r;
 
+	/* Never over the live store, nor anything else in the state dir. */
+	copy = xstrdup(req->path);
+	dir = realpath(dirname(copy), NULL);
+	free(copy);
+	state = realpath(c->opts->state_dir, NULL);
+	if (dir && state &&
+	    (strcmp(dir, state) == 0 ||
+	        (strncmp(dir, state, strlen(state)) == 0 &&
+	            dir[strlen(state)] == '/'))) {
+		free(dir);
+		free(state);
+		rep->code = SHOAL_E_INVALID;
+		rep->error = xasprintf("cannot write the backup: %s is in the "
+		                       "coordinator's state dir %s; choose "
+		                       "another place",
+		    req->path, c->opts->state_dir);
+		return;
+	}
+	free(dir);
+	free(state);
+	r = coordinator_backup(c->store, req->path, &bytes, hex, err,
+	    sizeof err);
 	if (r < 0) {
 		rep->code = r;
 		rep->error = xasprintf("cannot write the backup: %s", err);

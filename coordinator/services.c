@@ -265,14 +265,15 @@ compute(services_t *s, const Shoal__Node *node, uint64_t gen, uint8_t **ret,
 		uint64_t rev;
 		int active;
 
-		if (h) {
-			/* Restored from a snapshot: its revision, or not the
-			 * service at all, until the service changes. */
+		/* Restored from a snapshot: its revision, or not the service
+		 * at all, until the service changes (a revision gone from the
+		 * history since: what the service says). */
+		if (h && !h->revision)
+			continue;
+		if (h && revision_find(svc, h->revision)) {
 			const Shoal__Revision *hr =
 			    revision_find(svc, h->revision);
 
-			if (!hr)
-				continue;
 			shoal__service_assignment__init(&a[n]);
 			a[n].service = hr->service;
 			a[n].revision = hr->revision;
@@ -1606,8 +1607,13 @@ services_report(services_t *s, const char *node_id,
 			abort();
 	}
 	free(buf);
-	if (r == 0 && rep->n_operations)
+	if (r == 0 && rep->n_operations) {
 		r = take_results(s, node_id, rep, ring, arg);
+		/* Not recorded: the agent sends this report again when the
+		 * heartbeat reply names an older one. */
+		if (r < 0)
+			node_state(s, node_id)->status->seq = 0;
+	}
 	return r;
 }
 
@@ -1768,8 +1774,9 @@ auto_snapshots(services_t *s, Shoal__Rollout *ro)
 	}
 }
 
-/* Writes the node's desired state if it changed, the operations queued
- * and what else fn writes, in one transaction; then rings. */
+/* Writes the node's desired state (every node's: NULL) if it changed, the
+ * operations queued and what else fn writes, in one transaction; then
+ * rings. */
 static int
 commit_node(services_t *s, const char *node_id,
     int (*fn)(services_t *, store_txn_t *, void *), void *arg,
@@ -1833,8 +1840,9 @@ services_snapshot_create(services_t *s, const Shoal__SnapshotCreate *req,
     services_ring_fn ring, void *arg, Shoal__ControlReply *rep, char *err,
     size_t errlen)
 {
-	size_t total = registry_count(s->reg), first = s->nfresh;
-	int r = 0;
+	size_t total = registry_count(s->reg), full = 0;
+	const char *full_node = NULL;
+	int r;
 
 	for (size_t i = 0; i < total; i++) {
 		const Shoal__Node *node = registry_at(s->reg, i);
@@ -1845,60 +1853,46 @@ services_snapshot_create(services_t *s, const Shoal__SnapshotCreate *req,
 			continue;
 		if (ops_pending(zhashx_lookup(s->nodes, node->id)) >=
 		    OPS_PENDING_MAX) {
-			snprintf(err, errlen,
-			    "node %s: %d operations already wait for it; "
-			    "nothing was queued",
+			/* A node long gone must not stop the fleet's
+			 * snapshots: it is left out, and said so. */
+			full++;
+			full_node = full_node ? full_node : node->id;
+			log_node(LOG_WARNING, node->id,
+			    "node %s: no snapshot queued: %d operations "
+			    "already wait for it",
 			    node->id, OPS_PENDING_MAX);
-			settle_fresh(s, 0);
-			return SHOAL_E_LIMIT;
+			continue;
 		}
-		queue_op(s, node->id, SHOAL__OPERATION__KIND__SNAPSHOT, NULL,
-		    req->message, req->requested_by, NULL, 0);
+		reply_op(rep,
+		    queue_op(s, node->id, SHOAL__OPERATION__KIND__SNAPSHOT,
+		        NULL, req->message, req->requested_by, NULL, 0));
 	}
-	if (s->nfresh == first) {
-		if (req->node[0])
+	if (s->nfresh == 0) {
+		if (full)
+			snprintf(err, errlen,
+			    "node %s%s: %d operations already wait for it; "
+			    "nothing was queued",
+			    full_node, full > 1 ? " and others" : "",
+			    OPS_PENDING_MAX);
+		else if (req->node[0])
 			snprintf(err, errlen, "no node '%s' is registered",
 			    req->node);
 		else
 			snprintf(err, errlen,
 			    "no registered node matches "
 			    "the selector");
-		return SHOAL_E_NOT_FOUND;
+		return full ? SHOAL_E_LIMIT : SHOAL_E_NOT_FOUND;
 	}
 	/* Every node's state and every operation in one transaction. */
-	{
-		size_t nch = 0;
-		change_t *ch = collect_changes(s, NULL, &nch);
-		store_txn_t *txn = NULL;
-		fresh_op_t *done = NULL;
-		size_t ndone = s->nfresh;
-
-		r = desired_fits(ch, nch);
-		if (r == 0)
-			r = store_begin(s->store, true, &txn);
-		if (r == 0)
-			r = write_fresh(s, txn);
-		if (r == 0)
-			r = put_changes(s, txn, ch, nch);
-		if (r == 0)
-			r = store_commit(&txn);
-		else if (txn)
-			store_abort(&txn);
-		if (r == 0) {
-			done = xcalloc(ndone, sizeof *done);
-			memcpy(done, s->fresh, ndone * sizeof *done);
-		}
-		settle_fresh(s, r == 0);
-		if (r == 0)
-			publish_changes(s, ch, nch, ring, arg);
-		changes_free(ch, nch);
-		for (size_t i = 0; done && i < ndone; i++)
-			reply_op(rep, done[i].op);
-		free(done);
-	}
-	if (r < 0)
+	r = commit_node(s, NULL, NULL, NULL, ring, arg);
+	if (r < 0) {
+		for (size_t i = 0; i < rep->n_operations; i++)
+			shoal__operation__free_unpacked(rep->operations[i],
+			    NULL);
+		rep->n_operations = 0;
 		snprintf(err, errlen, "cannot queue the snapshots: %s",
 		    shoal_strerror(r));
+	}
 	return r;
 }
 
@@ -1911,6 +1905,8 @@ reported_snapshot(const node_state_t *ns, const char *id)
 			return ns->status->snapshots[i];
 	return NULL;
 }
+
+static Shoal__Hold *hold_from(services_t *s, const Shoal__Operation *op);
 
 int
 services_snapshot_restore(services_t *s, const Shoal__SnapshotRestore *req,
@@ -1958,6 +1954,16 @@ services_snapshot_restore(services_t *s, const Shoal__SnapshotRestore *req,
 		const service_t *svc =
 		    find_service(s, sn->services[i]->service, NULL);
 
+		if (!sn->services[i]->active) {
+			snprintf(err, errlen,
+			    "snapshot %s was taken while %s revision %llu was "
+			    "staged, not serving: restoring it would switch to "
+			    "a revision that never served there",
+			    sn->id, sn->services[i]->service,
+			    (unsigned long long)sn->services[i]->revision);
+			return SHOAL_E_INVALID;
+		}
+
 		if (!svc) {
 			snprintf(err, errlen,
 			    "snapshot %s runs service %s, which the "
@@ -1992,6 +1998,9 @@ services_snapshot_restore(services_t *s, const Shoal__SnapshotRestore *req,
 	}
 	op = queue_op(s, req->node, SHOAL__OPERATION__KIND__RESTORE, sn, "",
 	    req->requested_by, NULL, 0);
+	/* The services as they are now: what changes before the node
+	 * answers ends the hold on it. */
+	((Shoal__Operation *)op)->hold = hold_from(s, op);
 	reply_op(rep, op);
 	r = commit_node(s, req->node, NULL, NULL, ring, arg);
 	if (r < 0)
@@ -2075,7 +2084,8 @@ finish_op(services_t *s, const char *node_id, node_state_t *ns,
 	op->finished_ms = res->finished_ms ? res->finished_ms : now_ms();
 	op->result = (char *)res->result;
 	if (res->ok && op->kind == SHOAL__OPERATION__KIND__RESTORE) {
-		f.hold = hold_from(s, op);
+		f.hold =
+		    op->hold ? wire_copy(&op->hold->base) : hold_from(s, op);
 		ns->hold = f.hold;
 	}
 	for (size_t i = 0; i < ns->nops; i++)

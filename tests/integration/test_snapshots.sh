@@ -149,6 +149,9 @@ ok $? "backup create writes a backup while the coordinator runs"
 check "... with its checksum file, which sha256sum accepts" \
 	sh -c "cd '$SCRATCH' && sha256sum -c --status backup.mdb.sha256"
 check "... a sound LMDB environment (mdb_stat)" mdb_stat -n -a "$SCRATCH/backup.mdb"
+shoalctl backup create "$SCRATCH/coord/over.mdb" >"$SCRATCH/inside.out" 2>&1
+ok $((! $?)) "a backup into the coordinator's own state dir is refused"
+check "... saying so" grep -q "state dir" "$SCRATCH/inside.out"
 
 # -- restore A to the snapshot taken on revision 1 --------------------------
 wait_for 60 json_ok '.state == "succeeded"' shoalctl rollout status iris --json
@@ -256,6 +259,14 @@ shoal-coordinator -c /dev/null --state-dir "$SCRATCH/coord" --restore "$SCRATCH/
 ok $((! $?)) "a damaged backup is refused"
 check "... naming the file and the checksum" grep -q "bad.mdb: checksum mismatch" "$SCRATCH/bad.out"
 check "... the state dir untouched" test "$(sha256sum "$SCRATCH/coord/data.mdb")" = "$before"
+cp "$SCRATCH/$A/snapshots/$SNAP1/state.mdb" "$SCRATCH/agent.mdb"
+(cd "$SCRATCH" && sha256sum agent.mdb >agent.mdb.sha256)
+shoal-coordinator -c /dev/null --state-dir "$SCRATCH/coord" --restore "$SCRATCH/agent.mdb" \
+	--metrics-listen off >"$SCRATCH/agent-restore.out" 2>&1
+ok $((! $?)) "an agent's store offered as a backup is refused"
+check "... as not a coordinator store, the state dir untouched" \
+	sh -c "grep -q 'not a coordinator store' '$SCRATCH/agent-restore.out' &&
+		test \"\$(sha256sum '$SCRATCH/coord/data.mdb')\" = '$before'"
 start_coordinator --restore "$SCRATCH/backup.mdb"
 ok $? "the coordinator starts from the backup"
 check "... keeping the store it replaced" sh -c "ls '$SCRATCH/coord' | grep -q before-restore"
