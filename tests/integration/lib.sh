@@ -53,13 +53,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A TCP port nobody listens on now (checked through /proc/net/tcp*).
+# A TCP port nobody listens on now (checked through /proc/net/tcp*), and
+# that no container port mapping rewrites: netavark's DNAT rules send
+# 127.0.0.1:PORT to a container, even one long gone whose rules a killed
+# run left behind, before any socket bound to it sees the connection.
 free_port() {
-	local p hex
+	local p hex dnat
+	dnat=$(iptables -t nat -S 2>/dev/null | grep -o -- '--dport [0-9]*' | cut -d' ' -f2)
 	while :; do
 		p=$((20000 + RANDOM % 40000))
 		hex=$(printf ':%04X ' "$p")
-		grep -qi "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null || break
+		grep -qi "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null && continue
+		printf '%s\n' "$dnat" | grep -qx "$p" && continue
+		# The port after it too: daemons take PORT and PORT + 1.
+		printf '%s\n' "$dnat" | grep -qx "$((p + 1))" && continue
+		break
 	done
 	echo "$p"
 }

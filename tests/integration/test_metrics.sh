@@ -183,7 +183,13 @@ ok $? "promtool finds nothing on the GPU-less agent's shoal_ names${out:+: $out}
 
 # -- the coordinator's endpoint -----------------------------------------------------
 wait_for 10 has "$CM" "^shoal_node_gpus\\{node=\"$GPU\"\\} 2$"
-ok $? "heartbeats carry the GPU summary to the coordinator"
+r=$?
+ok $r "heartbeats carry the GPU summary to the coordinator"
+if [ $r -ne 0 ]; then
+	# Once seen in a sanitizer run: say what the endpoint answered.
+	curl -sv -m 5 "http://127.0.0.1:$CM/metrics" 2>&1 | head -n 30 | sed 's/^/# /'
+	ss -ltnp 2>/dev/null | grep ":$CM " | sed 's/^/# /'
+fi
 scrape "$CM" >"$SCRATCH/coord.prom"
 out=$(lint "$SCRATCH/coord.prom")
 [ $? -eq 0 ] && [ -z "$out" ] && [ ! -s "$SCRATCH/coord.prom.lint" ]
