@@ -185,7 +185,7 @@ snapshot_create(ctl_t *c, int argc, char **argv)
 	static const char help[] =
 	    "Usage: shoalctl snapshot create [--node ID | --selector "
 	    "K=V[,K=V]...]\n"
-	    "                                [--message M] [--wait [DURATION]] "
+	    "                                [--message M] [--wait[=DURATION]] "
 	    "[--json]\n"
 	    "Snapshot what nodes run: the agent's state (a hot copy of its "
 	    "LMDB), its\nconfig, its services' revisions and the artifacts "
@@ -355,8 +355,8 @@ static int
 snapshot_restore(ctl_t *c, int argc, char **argv)
 {
 	static const char help[] =
-	    "Usage: shoalctl snapshot restore NODE SNAPSHOT [--wait "
-	    "[DURATION]] [--json]\n"
+	    "Usage: shoalctl snapshot restore NODE SNAPSHOT "
+	    "[--wait[=DURATION]] [--json]\n"
 	    "Bring a node back to a snapshot: the agent checks the "
 	    "snapshot's checksum,\nstops the services it does not have and "
 	    "runs the revisions it records\n(artifacts fetched and verified "
