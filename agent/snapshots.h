@@ -84,8 +84,7 @@ const Shoal__Snapshot *snapshots_find(snapshots_t *sn, const char *id);
  * missing, short, or its bytes differ (the entry is marked CORRUPT and err
  * says which file and how).
  */
-int snapshots_verify(snapshots_t *sn, const char *id, char *err,
-    size_t errlen);
+int snapshots_verify(snapshots_t *sn, const char *id, char *err, size_t errlen);
 
 /*
  * Verifies id, then reads the message under key in database db of its

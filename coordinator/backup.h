@@ -26,10 +26,11 @@ int coordinator_backup(store_t *store, const char *path, uint64_t *ret_bytes,
  * Replaces the store in state_dir (which no coordinator may hold) with the
  * backup in file, after checking file.sha256, that it is a coordinator
  * store of a schema this build reads, and that every record reads back.
- * The store it replaces is kept as data.mdb.before-restore-TIME. On any
- * failure the state dir is as it was and err says why.
+ * The store it replaces is kept as data.mdb.before-restore-TIME (its path
+ * in saved; empty when there was none). On any failure the state dir is as
+ * it was and err says why.
  */
-int coordinator_restore(const char *file, const char *state_dir,
-    char *saved, size_t savedlen, char *err, size_t errlen);
+int coordinator_restore(const char *file, const char *state_dir, char *saved,
+    size_t savedlen, char *err, size_t errlen);
 
 #endif

@@ -164,21 +164,27 @@ digest_hex(const ProtobufCMessage *msg, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* Whether the node carries every label of sel. */
 static int
-selects(const Shoal__ServiceSpec *spec, const Shoal__Node *node)
+node_selected(const Shoal__Node *node, Shoal__Label **sel, size_t nsel)
 {
-	for (size_t i = 0; i < spec->n_selector; i++) {
-		int found = 0;
+	for (size_t i = 0; i < nsel; i++) {
+		size_t k;
 
-		for (size_t j = 0; j < node->n_labels && !found; j++)
-			found = strcmp(spec->selector[i]->key,
-			            node->labels[j]->key) == 0 &&
-			    strcmp(spec->selector[i]->value,
-			        node->labels[j]->value) == 0;
-		if (!found)
+		for (k = 0; k < node->n_labels; k++)
+			if (strcmp(node->labels[k]->key, sel[i]->key) == 0 &&
+			    strcmp(node->labels[k]->value, sel[i]->value) == 0)
+				break;
+		if (k == node->n_labels)
 			return 0;
 	}
 	return 1;
+}
+
+static int
+selects(const Shoal__ServiceSpec *spec, const Shoal__Node *node)
+{
+	return node_selected(node, spec->selector, spec->n_selector);
 }
 
 static uint64_t
@@ -1809,22 +1815,6 @@ commit_node(services_t *s, const char *node_id,
 	changes_free(ch, nch);
 	notes_clear(s);
 	return r;
-}
-
-static int
-node_selected(const Shoal__Node *node, Shoal__Label **sel, size_t nsel)
-{
-	for (size_t i = 0; i < nsel; i++) {
-		size_t k;
-
-		for (k = 0; k < node->n_labels; k++)
-			if (strcmp(node->labels[k]->key, sel[i]->key) == 0 &&
-			    strcmp(node->labels[k]->value, sel[i]->value) == 0)
-				break;
-		if (k == node->n_labels)
-			return 0;
-	}
-	return 1;
 }
 
 static void

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -312,21 +311,17 @@ snapshot_list(ctl_t *c, int argc, char **argv)
 	} else if (!cr->n_snapshots) {
 		printf("no snapshots\n");
 	} else {
-		printf("%-16s %-24s %-8s %-20s %9s  %s\n", "NODE", "ID",
+		printf("%-16s %-24s %-8s %-24s %9s  %s\n", "NODE", "ID",
 		    "STATE", "CREATED", "SIZE", "SERVICES / MESSAGE");
 		for (size_t k = 0; k < cr->n_snapshots; k++) {
 			const Shoal__NodeSnapshot *row = cr->snapshots[k];
 			const Shoal__Snapshot *sn = row->snapshot;
-			char when[32] = "-", size[32] = "-", what[512] = "";
-			time_t t = (time_t)(sn->created_ms / 1000);
-			struct tm tm;
+			char when[RFC3339_LEN] = "-", size[32] = "-",
+			     what[512] = "";
 			size_t used = 0;
 
-			if (sn->created_ms) {
-				gmtime_r(&t, &tm);
-				strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S",
-				    &tm);
-			}
+			if (sn->created_ms)
+				format_rfc3339(sn->created_ms, when);
 			if (sn->bytes)
 				format_bytes(sn->bytes, size, sizeof size);
 			for (size_t s = 0; s < sn->n_services && used < 256;
@@ -343,7 +338,7 @@ snapshot_list(ctl_t *c, int argc, char **argv)
 			    used && (sn->message[0] || row->reason[0]) ? "  "
 			                                               : "",
 			    row->reason[0] ? row->reason : sn->message);
-			printf("%-16s %-24s %-8s %-20s %9s  %s\n", row->node,
+			printf("%-16s %-24s %-8s %-24s %9s  %s\n", row->node,
 			    sn->id, row->state, when, size, what);
 		}
 	}
