@@ -39,6 +39,14 @@ need() {
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/shoal-test.XXXXXX")
 PIDS=""
+# stop_agents: kills every process start started except Podman's service,
+# so that none of them makes a container after remove_containers looked.
+stop_agents() {
+	local p
+	for p in $PIDS; do
+		[ "$p" = "${PID_podman:-}" ] || kill -9 "$p" 2>/dev/null
+	done
+}
 cleanup() {
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
