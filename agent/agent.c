@@ -28,6 +28,7 @@
 #include "agent/outbox.h"
 #include "agent/runner.h"
 #include "agent/snapshots.h"
+#include "common/curve.h"
 #include "common/error.h"
 #include "common/httpd.h"
 #include "common/log.h"
@@ -59,6 +60,9 @@ const config_field_t agent_config_fields[] = {
 	{ "labels", CONFIG_LABELS, OPT(labels) },
 	{ "coordinator", CONFIG_STRING, OPT(coordinator) },
 	{ "doorbell", CONFIG_STRING, OPT(doorbell) },
+	{ "coordinator_key", CONFIG_STRING, OPT(coordinator_key) },
+	{ "enroll_token", CONFIG_STRING, OPT(enroll_token), 0, 0,
+	    curve_token_valid, CURVE_TOKEN_EXPECT },
 	{ "state_dir", CONFIG_STRING, OPT(state_dir) },
 	{ "heartbeat", CONFIG_DURATION, OPT(heartbeat_ms), 50, 3600 * 1000 },
 	{ "runtime_socket", CONFIG_STRING, OPT(runtime_socket) },
@@ -90,6 +94,8 @@ agent_options_defaults(agent_options_t *o)
 
 	*o = (agent_options_t){
 		.coordinator = xstrdup("tcp://127.0.0.1:7400"),
+		.coordinator_key = xstrdup("/etc/shoal/coordinator.pub"),
+		.enroll_token = xstrdup(""),
 		.state_dir = xstrdup("/var/lib/shoal-agent"),
 		.heartbeat_ms = 5000,
 		.runtime_socket = xstrdup("/run/docker.sock"),
@@ -151,6 +157,9 @@ static const char *const state_names[] = { "idle", "hello", "online" };
 struct agent {
 	const agent_options_t *opts;
 	char *doorbell_ep;
+	curve_keys_t curve;                      /* this node's key pair */
+	char coordinator_key[CURVE_KEY_LEN + 1]; /* pinned */
+	int refusal_code; /* the coordinator's last word on our key */
 	store_t *store;
 	outbox_t *outbox;
 	hostinfo_t *host;
@@ -907,6 +916,7 @@ send_hello(agent_t *a)
 	hello.generation = a->generation;
 	hello.store_id = a->store_id;
 	hello.started_ms = a->started_ms;
+	hello.enroll_token = a->opts->enroll_token;
 	env.body_case = SHOAL__ENVELOPE__BODY_HELLO;
 	env.hello = &hello;
 	r = send_env(a, &env);
@@ -948,6 +958,7 @@ act_connect(agent_t *a)
 	if (!s)
 		abort();
 	zsock_set_linger(s, 0);
+	curve_client(s, &a->curve, a->coordinator_key);
 	zsock_set_maxmsgsize(s, WIRE_MAX_FRAME);
 	zsock_set_immediate(s, 1);
 	zsock_set_sndhwm(s, 1000);
@@ -977,6 +988,7 @@ act_hello_again(agent_t *a)
 static void
 act_welcomed(agent_t *a)
 {
+	a->refusal_code = 0;
 	log_info("connected to the coordinator at %s", a->opts->coordinator);
 	record(a, "coordinator.connected", "connected to %s",
 	    a->opts->coordinator);
@@ -1103,6 +1115,30 @@ on_tick(zloop_t *loop, int timer_id, void *arg)
 	return 0;
 }
 
+/*
+ * The coordinator does not (or no longer) accept this node's key: pending,
+ * rejected, deleted, or bound to another node. Said once per change; an
+ * online session goes back to saying Hello, which is how a key enrols
+ * again.
+ */
+static void
+key_refused(agent_t *a, int code, const char *why)
+{
+	if (a->refusal_code != code) {
+		a->refusal_code = code;
+		if (code == SHOAL_E_PENDING)
+			log_info("waiting for the coordinator to accept this "
+			         "node's key %s: %s",
+			    a->curve.public_key, why);
+		else
+			log_error("the coordinator refuses this node's key "
+			          "%s: %s",
+			    a->curve.public_key, why);
+	}
+	if (a->state == S_ONLINE)
+		fire(a, E_FORGOTTEN);
+}
+
 static void
 on_message(agent_t *a, const Shoal__Envelope *in)
 {
@@ -1144,6 +1180,11 @@ on_message(agent_t *a, const Shoal__Envelope *in)
 		flush_events(a);
 		break;
 	case SHOAL__ENVELOPE__BODY_ERROR:
+		if (in->error->code == SHOAL_E_PENDING ||
+		    in->error->code == SHOAL_E_DENIED) {
+			key_refused(a, in->error->code, in->error->message);
+			break;
+		}
 		log_warning("the coordinator refused a message: %s (%s)",
 		    shoal_strerror(in->error->code), in->error->message);
 		break;
@@ -1340,8 +1381,36 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 	}
 	hostinfo_new("/proc", &a->host);
 
+	{
+		char *secret = xasprintf("%s/agent.key", opts->state_dir);
+		char *public = xasprintf("%s/agent.pub", opts->state_dir);
+		char err[512];
+
+		r = curve_keys_load_or_create(secret, public, &a->curve, err,
+		    sizeof err);
+		if (r == 0)
+			log_info("node %s: CurveZMQ key %s (%s)", opts->node_id,
+			    a->curve.public_key, public);
+		else
+			log_error("%s", err);
+		free(secret);
+		free(public);
+		if (r == 0) {
+			r = curve_public_load(opts->coordinator_key,
+			    a->coordinator_key, err, sizeof err);
+			if (r < 0)
+				log_error("%s: --coordinator-key names the "
+				          "coordinator's public key, which it "
+				          "writes to its state dir as "
+				          "coordinator.pub",
+				    err);
+		}
+		if (r < 0)
+			goto fail;
+	}
 	a->sub = zsock_new(ZMQ_SUB);
 	zsock_set_linger(a->sub, 0);
+	curve_client(a->sub, &a->curve, a->coordinator_key);
 	zsock_set_maxmsgsize(a->sub, WIRE_MAX_FRAME);
 	zsock_set_reconnect_ivl(a->sub, BACKOFF_BASE_MS);
 	zsock_set_reconnect_ivl_max(a->sub, BACKOFF_MAX_MS);

@@ -16,8 +16,10 @@
 typedef struct agent_options {
 	char *node_id;
 	labels_t labels;
-	char *coordinator; /* the coordinator's ROUTER */
-	char *doorbell;    /* its PUB; NULL: derived from coordinator */
+	char *coordinator;     /* the coordinator's ROUTER */
+	char *doorbell;        /* its PUB; NULL: derived from coordinator */
+	char *coordinator_key; /* its public key file (CurveZMQ), pinned */
+	char *enroll_token;    /* "": none; else accepts this node's key */
 	char *state_dir;
 	uint64_t heartbeat_ms;
 	char *runtime_socket; /* Docker Engine API (dockerd or Podman) */

@@ -22,6 +22,7 @@
 #include "agent/gpu.h"
 #include "common/httpd.h"
 #include "common/cli.h"
+#include "common/curve.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -35,6 +36,9 @@ enum {
 	OPT_LABEL,
 	OPT_COORDINATOR,
 	OPT_DOORBELL,
+	OPT_COORDINATOR_KEY,
+	OPT_ENROLL_TOKEN,
+	OPT_PRINT_KEY,
 	OPT_HEARTBEAT,
 	OPT_RUNTIME_SOCKET,
 	OPT_LOG_LEVEL,
@@ -56,6 +60,9 @@ static const struct option options[] = {
 	{ "label", required_argument, NULL, OPT_LABEL },
 	{ "coordinator", required_argument, NULL, OPT_COORDINATOR },
 	{ "doorbell", required_argument, NULL, OPT_DOORBELL },
+	{ "coordinator-key", required_argument, NULL, OPT_COORDINATOR_KEY },
+	{ "enroll-token", required_argument, NULL, OPT_ENROLL_TOKEN },
+	{ "print-key", no_argument, NULL, OPT_PRINT_KEY },
 	{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
 	{ "runtime-socket", required_argument, NULL, OPT_RUNTIME_SOCKET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -96,6 +103,17 @@ usage(FILE *f)
 	    "tcp://127.0.0.1:7400)\n"
 	    "      --doorbell EP          its doorbells (default: the "
 	    "coordinator's port + 1)\n"
+	    "      --coordinator-key FILE the coordinator's public key, "
+	    "pinned (its\n"
+	    "                             STATE_DIR/coordinator.pub; default\n"
+	    "                             /etc/shoal/coordinator.pub)\n"
+	    "      --enroll-token TOKEN   the coordinator's enrollment token: "
+	    "this\n"
+	    "                             node's key is accepted at once\n"
+	    "      --print-key            print this node's public key "
+	    "(made on first\n"
+	    "                             use in STATE_DIR/agent.key) and "
+	    "exit\n"
 	    "      --heartbeat DURATION   heartbeat interval (default 5s)\n"
 	    "      --runtime-socket PATH  the Docker Engine API socket of "
 	    "dockerd or\n"
@@ -144,6 +162,9 @@ usage(FILE *f)
 	    "10s, 5m, 1h.\n");
 }
 
+/* --print-key: print this node's public key and exit. */
+static int print_key;
+
 /* The second pass: flags override what the config file set. */
 static int
 apply_flags(int argc, char **argv, agent_options_t *o)
@@ -178,6 +199,18 @@ apply_flags(int argc, char **argv, agent_options_t *o)
 			break;
 		case OPT_DOORBELL:
 			cli_set_string(&o->doorbell, optarg);
+			break;
+		case OPT_COORDINATOR_KEY:
+			cli_set_string(&o->coordinator_key, optarg);
+			break;
+		case OPT_ENROLL_TOKEN:
+			if (!curve_token_valid(optarg))
+				return cli_bad_value(PROG, "--enroll-token",
+				    optarg, CURVE_TOKEN_EXPECT);
+			cli_set_string(&o->enroll_token, optarg);
+			break;
+		case OPT_PRINT_KEY:
+			print_key = 1;
 			break;
 		case OPT_HEARTBEAT:
 			if (parse_duration_ms(optarg, &o->heartbeat_ms) < 0 ||
@@ -287,6 +320,29 @@ main(int argc, char **argv)
 	}
 
 	log_open(PROG, log_level_from_name(opts.log_level));
+	if (print_key) {
+		char *secret = xasprintf("%s/agent.key", opts.state_dir);
+		char *public = xasprintf("%s/agent.pub", opts.state_dir);
+		curve_keys_t keys;
+		char err[512];
+
+		if (mkdir(opts.state_dir, 0700) < 0 && errno != EEXIST) {
+			snprintf(err, sizeof err, "cannot create %s: %s",
+			    opts.state_dir, strerror(errno));
+			r = -1;
+		} else {
+			r = curve_keys_load_or_create(secret, public, &keys,
+			    err, sizeof err);
+		}
+		if (r == 0)
+			printf("%s\n", keys.public_key);
+		else
+			fprintf(stderr, "%s: %s\n", PROG, err);
+		free(secret);
+		free(public);
+		agent_options_free(&opts);
+		return r == 0 ? 0 : 1;
+	}
 	/* Before any thread: the runtime client and probes use libcurl. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		log_error("cannot initialise libcurl");

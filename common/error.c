@@ -26,6 +26,8 @@ static const char *const shoal_errors[] = {
 	[-(SHOAL_E_STORE_LOCKED - SHOAL_E_BASE)] =
 	    "state directory in use by another process",
 	[-(SHOAL_E_LIMIT - SHOAL_E_BASE)] = "limit reached",
+	[-(SHOAL_E_DENIED - SHOAL_E_BASE)] = "not permitted for this key",
+	[-(SHOAL_E_PENDING - SHOAL_E_BASE)] = "key awaits acceptance",
 };
 
 const char *

@@ -22,8 +22,10 @@ enum {
 	SHOAL_E_TIMEOUT = -1010,       /* the peer did not answer in time */
 	SHOAL_E_UNEXPECTED = -1011,    /* a reply of the wrong kind */
 	SHOAL_E_STORE_LOCKED = -1012,  /* another process holds the store */
-	SHOAL_E_LIMIT = -1013, /* a configured or built-in limit reached */
-	SHOAL_E_LAST = -1013,
+	SHOAL_E_LIMIT = -1013,   /* a configured or built-in limit reached */
+	SHOAL_E_DENIED = -1014,  /* the peer's key may not do this */
+	SHOAL_E_PENDING = -1015, /* the node's key awaits acceptance */
+	SHOAL_E_LAST = -1015,
 };
 
 /*

@@ -524,6 +524,26 @@ control_request_ok(const Shoal__ControlRequest *c, const char **ret_why)
 		        c->backup->path[0] == '/',
 		    "backup.path: an absolute path");
 		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_LIST_KEYS:
+		REQUIRE(!c->list_keys->node[0] ||
+		        node_id_valid(c->list_keys->node),
+		    "list_keys.node");
+		return 0;
+	case SHOAL__CONTROL_REQUEST__REQ_KEY_CONTROL:
+		REQUIRE(node_id_valid(c->key_control->node),
+		    "key_control.node");
+		REQUIRE(c->key_control->action >=
+		            SHOAL__KEY_CONTROL__ACTION__ACCEPT &&
+		        c->key_control->action <=
+		            SHOAL__KEY_CONTROL__ACTION__DELETE,
+		    "key_control.action");
+		REQUIRE(!c->key_control->key[0] ||
+		        (strlen(c->key_control->key) == 40 &&
+		            str_ok(c->key_control->key, 64)),
+		    "key_control.key: a 40-character Z85 key");
+		REQUIRE(str_ok(c->key_control->requested_by, WIRE_MAX_STRING),
+		    "key_control.requested_by");
+		return 0;
 	default:
 		*ret_why = "control_request: unknown request";
 		return SHOAL_E_INVALID;
@@ -639,6 +659,16 @@ control_reply_ok(const Shoal__ControlReply *c, const char **ret_why)
 			return r;
 	}
 	REQUIRE(str_ok(c->sha256, 64), "control_reply.sha256");
+	REQUIRE(c->n_keys <= WIRE_MAX_ITEMS, "control_reply.keys: too many");
+	for (size_t i = 0; i < c->n_keys; i++) {
+		const Shoal__NodeKey *k = c->keys[i];
+
+		REQUIRE(k && node_id_valid(k->node) && str_ok(k->key, 64) &&
+		        str_ok(k->state, 16) &&
+		        str_ok(k->by, WIRE_MAX_STRING) &&
+		        str_ok(k->address, WIRE_MAX_STRING),
+		    "control_reply.keys");
+	}
 	for (size_t i = 0; i < c->n_events; i++) {
 		REQUIRE(c->events[i], "control_reply.events: empty entry");
 		/* Empty: the coordinator's own event about a service. */
@@ -681,6 +711,8 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 		    "hello.agent_version");
 		REQUIRE(str_ok(env->hello->store_id, WIRE_MAX_STRING),
 		    "hello.store_id");
+		REQUIRE(str_ok(env->hello->enroll_token, WIRE_MAX_STRING),
+		    "hello.enroll_token");
 		REQUIRE(env->hello->generation < UINT64_MAX,
 		    "hello.generation");
 		REQUIRE(env->hello->heartbeat_ms >= 10 &&

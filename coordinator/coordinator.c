@@ -9,7 +9,9 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 
 #include <czmq.h>
 
+#include "common/curve.h"
 #include "common/error.h"
 #include "common/httpd.h"
 #include "common/log.h"
@@ -26,6 +29,7 @@
 #include "common/wire.h"
 #include "coordinator/backup.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/keys.h"
 #include "coordinator/registry.h"
 #include "coordinator/services.h"
 
@@ -50,6 +54,10 @@ const config_field_t coord_config_fields[] = {
 	    LOG_LEVEL_EXPECT },
 	{ "metrics_listen", CONFIG_STRING, OPT(metrics_listen), 0, 0,
 	    httpd_listen_valid, HTTPD_LISTEN_EXPECT },
+	{ "remote_control", CONFIG_STRING, OPT(remote_control) },
+	{ "enroll_token", CONFIG_STRING, OPT(enroll_token), 0, 0,
+	    curve_token_valid, CURVE_TOKEN_EXPECT },
+	{ "operator_keys", CONFIG_STRING, OPT(operator_keys) },
 	{ NULL },
 };
 
@@ -64,6 +72,9 @@ coord_options_defaults(coord_options_t *o)
 		.missed_heartbeats = 3,
 		.log_level = xstrdup("info"),
 		.metrics_listen = xstrdup("127.0.0.1:9465"),
+		.remote_control = xstrdup("off"),
+		.enroll_token = xstrdup(""),
+		.operator_keys = xstrdup(""),
 	};
 }
 
@@ -73,39 +84,67 @@ coord_options_free(coord_options_t *o)
 	config_free(coord_config_fields, o);
 }
 
+/* ZAP domains: which socket a handshake is for. */
+#define ZAP_AGENTS "shoal-agents"
+#define ZAP_DOORBELLS "shoal-doorbells"
+#define ZAP_CONTROL "shoal-control"
+
 struct coordinator {
 	const coord_options_t *opts;
 	store_t *store;
 	registry_t *reg;
 	services_t *svc;
+	keyring_t *keys;
+	curve_keys_t curve; /* the coordinator's key pair */
+	curve_zap_t *zap;
 	zloop_t *loop;
 	zsock_t *router;
 	zsock_t *pub;
 	zsock_t *control;
-	httpd_t *httpd; /* NULL: --metrics-listen off */
+	zsock_t *remote;   /* --remote-control, or NULL */
+	int control_curve; /* --control is a TCP endpoint: CurveZMQ too */
+	httpd_t *httpd;    /* NULL: --metrics-listen off */
 	uint64_t seq;
 	/* rate limit for complaints about bad frames */
 	uint64_t bad_window;
 	unsigned bad_logged, bad_dropped;
 };
 
-static void
-complain(coordinator_t *c, const char *where, int code, const char *why)
+/* 1 if one more complaint may be logged now: at most 10 in 10 seconds. */
+static int
+may_complain(coordinator_t *c)
 {
 	uint64_t now = mono_ms();
 
 	if (now - c->bad_window > 10000) {
 		if (c->bad_dropped)
-			log_warning("%u more bad frames not logged",
+			log_warning("%u more bad frames or refused peers not "
+			            "logged",
 			    c->bad_dropped);
 		c->bad_window = now;
 		c->bad_logged = c->bad_dropped = 0;
 	}
 	if (c->bad_logged++ < 10)
+		return 1;
+	c->bad_dropped++;
+	return 0;
+}
+
+static void
+complain(coordinator_t *c, const char *where, int code, const char *why)
+{
+	if (may_complain(c))
 		log_warning("dropped a frame on the %s endpoint: %s (%s)",
 		    where, shoal_strerror(code), why ? why : "-");
-	else
-		c->bad_dropped++;
+}
+
+/* A CurveZMQ handshake our ZAP handler refused. */
+static void
+complain_handshake(coordinator_t *c, const char *where, const char *why)
+{
+	if (may_complain(c))
+		log_warning("refused a connection to the %s endpoint: %s",
+		    where, why);
 }
 
 /* Sends env back along the routing frames of the request (all frames but
@@ -168,18 +207,144 @@ ring_node(const char *node_id, uint64_t generation, void *arg)
 	ring(c, node_id, generation);
 }
 
+/* Writes one of the coordinator's own events about node (key changes):
+ * the audit log. */
+static void audit(coordinator_t *c, const char *node, const char *kind,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 static void
-on_hello(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
+audit(coordinator_t *c, const char *node, const char *kind, const char *fmt,
+    ...)
+{
+	store_txn_t *txn = NULL;
+	va_list ap;
+	char *msg;
+	int r;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	r = store_begin(c->store, true, &txn);
+	if (r == 0)
+		r = registry_write_event(c->reg, txn, node, kind, "", msg);
+	if (r == 0)
+		r = store_commit(&txn);
+	store_abort(&txn);
+	if (r < 0)
+		log_node(LOG_ERR, node, "cannot write the event '%s: %s': %s",
+		    kind, msg, shoal_strerror(r));
+	free(msg);
+}
+
+/*
+ * The key check of a Hello: the peer's key (the User-Id our ZAP handler
+ * gave its connection) must be accepted for the node it names, or be
+ * accepted now by the enrollment token; otherwise it is recorded as
+ * pending and the agent is told so. Returns 1 if the Hello may go on.
+ */
+static int
+enrol(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in,
+    const char *key, const char *address)
+{
+	const Shoal__NodeKey *before = keyring_by_node(c->keys, in->node_id);
+	int was_accepted = before && strcmp(before->state, "accepted") == 0;
+	int known = before != NULL;
+	int token_ok = c->opts->enroll_token[0] && in->hello->enroll_token[0] &&
+	    curve_token_equal(c->opts->enroll_token, in->hello->enroll_token);
+	keyring_verdict_t verdict;
+	char why[512] = "";
+	int r;
+
+	if (!key[0]) {
+		reply_error(c, c->router, route, SHOAL_E_DENIED,
+		    "no CurveZMQ key on this connection");
+		return 0;
+	}
+	if (!token_ok && in->hello->enroll_token[0])
+		complain(c, "agent", SHOAL_E_DENIED,
+		    "a Hello with a wrong enrollment token");
+	r = keyring_enrol(c->keys, in->node_id, key, address, token_ok,
+	    &verdict, why, sizeof why);
+	if (r < 0 && r != SHOAL_E_LIMIT) {
+		log_node(LOG_ERR, in->node_id,
+		    "cannot record the key of %s: %s", in->node_id,
+		    shoal_strerror(r));
+		reply_error(c, c->router, route, r, shoal_strerror(r));
+		return 0;
+	}
+	switch (verdict) {
+	case KEYRING_ACCEPTED:
+		if (!was_accepted) {
+			log_node(LOG_INFO, in->node_id, "node %s: %s",
+			    in->node_id, why);
+			audit(c, in->node_id, "key.accepted", "%s", why);
+		}
+		return 1;
+	case KEYRING_PENDING:
+		if (!known) {
+			log_node(LOG_INFO, in->node_id, "node %s: %s (from %s)",
+			    in->node_id, why, address);
+			audit(c, in->node_id, "key.pending", "%s (from %s)",
+			    why, address);
+		}
+		reply_error(c, c->router, route, SHOAL_E_PENDING, why);
+		return 0;
+	case KEYRING_REFUSED:
+	default:
+		complain(c, "agent", SHOAL_E_DENIED, why);
+		reply_error(c, c->router, route, SHOAL_E_DENIED, why);
+		return 0;
+	}
+}
+
+/*
+ * Every message but Hello: the key must be accepted, and for the node the
+ * message speaks for. Returns 1 if it may be handled; otherwise the peer
+ * was told why.
+ */
+static int
+sender_ok(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in,
+    const char *key)
+{
+	const Shoal__NodeKey *k = keyring_by_key(c->keys, key);
+	char why[256];
+
+	if (k && strcmp(k->state, "accepted") == 0 &&
+	    strcmp(k->node, in->node_id) == 0)
+		return 1;
+	if (!k || strcmp(k->node, in->node_id) != 0 ||
+	    strcmp(k->state, "rejected") == 0) {
+		snprintf(why, sizeof why,
+		    "%s from a key not accepted for node '%s'",
+		    wire_body_name(in), in->node_id);
+		complain(c, "agent", SHOAL_E_DENIED, why);
+		reply_error(c, c->router, route, SHOAL_E_DENIED,
+		    "this connection's key is not accepted for that node: say "
+		    "Hello to enrol");
+		return 0;
+	}
+	reply_error(c, c->router, route, SHOAL_E_PENDING,
+	    "this node's key waits for 'shoalctl keys accept'");
+	return 0;
+}
+
+static void
+on_hello(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in,
+    const char *key, const char *address)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__Welcome w = SHOAL__WELCOME__INIT;
-	const Shoal__Node *before = registry_find(c->reg, in->node_id);
-	int was_online = before && before->state == SHOAL__NODE__STATE__ONLINE;
-	int other_store =
-	    before && strcmp(before->store_id, in->hello->store_id) != 0;
+	const Shoal__Node *before;
+	int was_online, other_store;
 	const Shoal__Node *node;
 	int r;
 
+	if (!enrol(c, route, in, key, address))
+		return;
+	before = registry_find(c->reg, in->node_id);
+	was_online = before && before->state == SHOAL__NODE__STATE__ONLINE;
+	other_store =
+	    before && strcmp(before->store_id, in->hello->store_id) != 0;
 	/* before is not to be read past this call: the record is replaced. */
 	r = registry_hello(c->reg, in->node_id, in->hello, &node);
 	if (r == SHOAL_E_LIMIT) {
@@ -350,6 +515,23 @@ on_event(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 	reply(c, c->router, route, &env);
 }
 
+/* The kinds of message an agent sends the coordinator. */
+static int
+agent_message(Shoal__Envelope__BodyCase kind)
+{
+	switch (kind) {
+	case SHOAL__ENVELOPE__BODY_HELLO:
+	case SHOAL__ENVELOPE__BODY_HEARTBEAT:
+	case SHOAL__ENVELOPE__BODY_DESIRED_STATE_REQUEST:
+	case SHOAL__ENVELOPE__BODY_ACK:
+	case SHOAL__ENVELOPE__BODY_EVENT:
+	case SHOAL__ENVELOPE__BODY_STATUS_REPORT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Takes the payload (last frame) off a ROUTER message, leaving the
  * routing frames to reply along. */
 static zframe_t *
@@ -367,7 +549,8 @@ on_agent_readable(zloop_t *loop, zsock_t *sock, void *arg)
 	coordinator_t *c = arg;
 	zmsg_t *msg = zmsg_recv(sock);
 	Shoal__Envelope *in = NULL;
-	const char *why = NULL;
+	const char *why = NULL, *meta;
+	char key[CURVE_KEY_LEN + 1], address[64];
 	zframe_t *payload;
 	int r;
 
@@ -378,6 +561,12 @@ on_agent_readable(zloop_t *loop, zsock_t *sock, void *arg)
 		goto out;
 	}
 	payload = zmsg_pop_last_frame(msg);
+	/* What our ZAP handler said of the connection: its key. */
+	meta = zframe_meta(payload, "User-Id");
+	snprintf(key, sizeof key, "%s",
+	    meta && curve_key_valid(meta) ? meta : "");
+	meta = zframe_meta(payload, "Peer-Address");
+	snprintf(address, sizeof address, "%s", meta ? meta : "");
 	r = wire_unpack(zframe_data(payload), zframe_size(payload), &in, &why);
 	zframe_destroy(&payload);
 	if (r < 0) {
@@ -385,9 +574,14 @@ on_agent_readable(zloop_t *loop, zsock_t *sock, void *arg)
 		reply_error(c, sock, msg, r, why);
 		goto out;
 	}
+	/* A message the coordinator takes from agents: then the key must be
+	 * allowed to speak for its node. */
+	if (in->body_case != SHOAL__ENVELOPE__BODY_HELLO &&
+	    agent_message(in->body_case) && !sender_ok(c, msg, in, key))
+		goto out;
 	switch (in->body_case) {
 	case SHOAL__ENVELOPE__BODY_HELLO:
-		on_hello(c, msg, in);
+		on_hello(c, msg, in, key, address);
 		break;
 	case SHOAL__ENVELOPE__BODY_HEARTBEAT:
 		on_heartbeat(c, msg, in);
@@ -500,14 +694,24 @@ refused(Shoal__ControlReply *rep, int r, const char *what, const char *name,
 		    why ? why : shoal_strerror(r));
 }
 
+/* The audit log's actor: what shoalctl says of its user (user@host) and
+ * what the coordinator knows of the connection. Caller frees. */
+static char *
+actor(const char *claim, const char *who)
+{
+	return xasprintf("%s%s(%s)", claim, claim[0] ? " " : "", who);
+}
+
 static void
-apply(coordinator_t *c, const Shoal__Apply *a, Shoal__ControlReply *rep)
+apply(coordinator_t *c, const Shoal__Apply *a, const char *who,
+    Shoal__ControlReply *rep)
 {
 	services_result_t res;
+	char *by = actor(a->started_by, who);
 	int r;
 
-	r = services_apply(c->svc, a->spec, a->message, a->started_by,
-	    ring_node, c, &res);
+	r = services_apply(c->svc, a->spec, a->message, by, ring_node, c, &res);
+	free(by);
 	if (r == SHOAL_E_LIMIT) {
 		rep->code = r;
 		rep->error = xasprintf("cannot apply service '%s': the "
@@ -533,22 +737,24 @@ apply(coordinator_t *c, const Shoal__Apply *a, Shoal__ControlReply *rep)
 }
 
 static void
-rollback(coordinator_t *c, const Shoal__Rollback *rb, Shoal__ControlReply *rep)
+rollback(coordinator_t *c, const Shoal__Rollback *rb, const char *who,
+    Shoal__ControlReply *rep)
 {
 	services_result_t res;
-	char err[256] = "";
+	char err[256] = "", *by = actor(rb->started_by, who);
 	int r;
 
 	r = services_rollback(c->svc, rb->service, rb->to_revision, rb->message,
-	    rb->started_by, ring_node, c, &res, err, sizeof err);
+	    by, ring_node, c, &res, err, sizeof err);
 	if (r < 0) {
 		refused(rep, r, "cannot roll back service", rb->service,
 		    err[0] ? err : NULL);
+		free(by);
 		return;
 	}
-	log_info("service %s: rollback to revision %llu%s%s", rb->service,
-	    (unsigned long long)res.revision, rb->started_by[0] ? " by " : "",
-	    rb->started_by);
+	log_info("service %s: rollback to revision %llu by %s", rb->service,
+	    (unsigned long long)res.revision, by);
+	free(by);
 	rep->revision = res.revision;
 	rep->changed = 1;
 	rep->selected = res.selected;
@@ -557,14 +763,16 @@ rollback(coordinator_t *c, const Shoal__Rollback *rb, Shoal__ControlReply *rep)
 
 static void
 rollout_control(coordinator_t *c, const Shoal__RolloutControl *rc,
-    Shoal__ControlReply *rep)
+    const char *who, Shoal__ControlReply *rep)
 {
 	const Shoal__Rollout *ro = NULL;
 	const char *why = NULL;
+	char *by = actor(rc->started_by, who);
 	int r;
 
-	r = services_rollout_control(c->svc, rc->service, rc->action,
-	    rc->started_by, ring_node, c, &ro, &why);
+	r = services_rollout_control(c->svc, rc->service, rc->action, by,
+	    ring_node, c, &ro, &why);
+	free(by);
 	if (r < 0) {
 		refused(rep, r, "rollout of service", rc->service, why);
 		return;
@@ -574,41 +782,93 @@ rollout_control(coordinator_t *c, const Shoal__RolloutControl *rc,
 
 static void
 snapshot_create(coordinator_t *c, const Shoal__SnapshotCreate *req,
-    Shoal__ControlReply *rep)
+    const char *who, Shoal__ControlReply *rep)
 {
+	Shoal__SnapshotCreate as = *req;
 	char err[512] = "";
-	int r = services_snapshot_create(c->svc, req, ring_node, c, rep, err,
-	    sizeof err);
+	int r;
 
+	as.requested_by = actor(req->requested_by, who);
+	r = services_snapshot_create(c->svc, &as, ring_node, c, rep, err,
+	    sizeof err);
 	if (r < 0) {
 		rep->code = r;
 		rep->error = xasprintf("cannot take a snapshot: %s", err);
-		return;
 	}
-	for (size_t i = 0; i < rep->n_operations; i++)
+	for (size_t i = 0; r == 0 && i < rep->n_operations; i++)
 		log_node(LOG_INFO, rep->operations[i]->node,
-		    "node %s: snapshot %s queued%s%s", rep->operations[i]->node,
-		    rep->operations[i]->snapshot,
-		    req->requested_by[0] ? " by " : "", req->requested_by);
+		    "node %s: snapshot %s queued by %s",
+		    rep->operations[i]->node, rep->operations[i]->snapshot,
+		    as.requested_by);
+	free(as.requested_by);
 }
 
 static void
 snapshot_restore(coordinator_t *c, const Shoal__SnapshotRestore *req,
-    Shoal__ControlReply *rep)
+    const char *who, Shoal__ControlReply *rep)
 {
+	Shoal__SnapshotRestore as = *req;
 	char err[512] = "";
-	int r = services_snapshot_restore(c->svc, req, ring_node, c, rep, err,
-	    sizeof err);
+	int r;
 
+	as.requested_by = actor(req->requested_by, who);
+	r = services_snapshot_restore(c->svc, &as, ring_node, c, rep, err,
+	    sizeof err);
 	if (r < 0) {
 		rep->code = r;
 		rep->error = xasprintf("cannot restore: %s", err);
+	} else {
+		log_node(LOG_INFO, req->node,
+		    "node %s: restore of snapshot %s queued by %s", req->node,
+		    req->snapshot, as.requested_by);
+	}
+	free(as.requested_by);
+}
+
+/* shoalctl keys list: the entries are the keyring's, borrowed until the
+ * reply is sent (rep->keys itself is freed by the caller). */
+static void
+list_keys(coordinator_t *c, const Shoal__ListKeys *lk, Shoal__ControlReply *rep)
+{
+	keyring_list(c->keys, lk->node, &rep->keys, &rep->n_keys);
+	if (lk->node[0] && rep->n_keys == 0) {
+		rep->code = SHOAL_E_NOT_FOUND;
+		rep->error =
+		    xasprintf("node '%s' has no key: it has not asked to enrol",
+		        lk->node);
+	}
+}
+
+/* shoalctl keys accept|reject|delete: *ret_key is the entry as it now is
+ * (the caller frees it). */
+static void
+key_control(coordinator_t *c, const Shoal__KeyControl *kc, const char *who,
+    Shoal__ControlReply *rep, Shoal__NodeKey **ret_key)
+{
+	static const char *const verbs[] = { "accepted", "rejected",
+		"deleted" };
+	static const char *const kinds[] = { "key.accepted", "key.rejected",
+		"key.deleted" };
+	char err[512], shortkey[9], *by = actor(kc->requested_by, who);
+	int r;
+
+	r = keyring_control(c->keys, kc->node, kc->action, kc->key, by, ret_key,
+	    err, sizeof err);
+	if (r < 0) {
+		rep->code = r;
+		rep->error = xstrdup(err);
+		free(by);
 		return;
 	}
-	log_node(LOG_INFO, req->node,
-	    "node %s: restore of snapshot %s queued%s%s", req->node,
-	    req->snapshot, req->requested_by[0] ? " by " : "",
-	    req->requested_by);
+	curve_key_short((*ret_key)->key, shortkey);
+	log_node(LOG_INFO, kc->node, "node %s: key %s %s by %s", kc->node,
+	    shortkey, verbs[kc->action], by);
+	audit(c, kc->node, kinds[kc->action], "key %s %s by %s", shortkey,
+	    verbs[kc->action], by);
+	free(by);
+	rep->keys = xcalloc(1, sizeof *rep->keys);
+	rep->keys[0] = *ret_key;
+	rep->n_keys = 1;
 }
 
 /* A consistent copy of the whole store, written beside the path first and
@@ -656,7 +916,8 @@ backup(coordinator_t *c, const Shoal__Backup *req, Shoal__ControlReply *rep)
 
 static void
 control_request(coordinator_t *c, const Shoal__ControlRequest *req,
-    Shoal__ControlReply *rep, Shoal__StoredEvent ***events, size_t *nevents)
+    const char *who, Shoal__ControlReply *rep, Shoal__StoredEvent ***events,
+    size_t *nevents, Shoal__NodeKey **key)
 {
 	const Shoal__Node **nodes;
 	size_t n;
@@ -667,7 +928,7 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 		list_nodes(c, req->list_nodes, rep);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_APPLY:
-		apply(c, req->apply, rep);
+		apply(c, req->apply, who, rep);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_SERVICES:
 		services_list(c->svc, rep);
@@ -688,10 +949,10 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 			no_service(rep, r, req->get_rollout->service);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_ROLLOUT_CONTROL:
-		rollout_control(c, req->rollout_control, rep);
+		rollout_control(c, req->rollout_control, who, rep);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_ROLLBACK:
-		rollback(c, req->rollback, rep);
+		rollback(c, req->rollback, who, rep);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_PLAN:
 		r = services_plan(c->svc, req->plan->spec, rep);
@@ -705,14 +966,20 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 		if (r < 0)
 			no_service(rep, r, req->delete_service->service);
 		else
-			log_info("service %s deleted",
-			    req->delete_service->service);
+			log_info("service %s deleted by %s",
+			    req->delete_service->service, who);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_LIST_KEYS:
+		list_keys(c, req->list_keys, rep);
+		break;
+	case SHOAL__CONTROL_REQUEST__REQ_KEY_CONTROL:
+		key_control(c, req->key_control, who, rep, key);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_SNAPSHOT_CREATE:
-		snapshot_create(c, req->snapshot_create, rep);
+		snapshot_create(c, req->snapshot_create, who, rep);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_SNAPSHOT_RESTORE:
-		snapshot_restore(c, req->snapshot_restore, rep);
+		snapshot_restore(c, req->snapshot_restore, who, rep);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_SNAPSHOTS:
 		r = services_snapshots(c->svc,
@@ -764,6 +1031,26 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 	}
 }
 
+/*
+ * Who sent a control request: on a CurveZMQ endpoint the operator our ZAP
+ * handler admitted (its User-Id); on the local socket "local", which only
+ * root and the shoal group can open. Returns 0 if a CurveZMQ connection
+ * carries no operator (it cannot: ZAP refused it).
+ */
+static int
+control_identity(coordinator_t *c, zsock_t *sock, const char *user_id,
+    char *who, size_t len)
+{
+	if (sock == c->control && !c->control_curve) {
+		snprintf(who, len, "local");
+		return 1;
+	}
+	if (!user_id[0])
+		return 0;
+	snprintf(who, len, "%s", user_id);
+	return 1;
+}
+
 static int
 on_control_readable(zloop_t *loop, zsock_t *sock, void *arg)
 {
@@ -772,9 +1059,11 @@ on_control_readable(zloop_t *loop, zsock_t *sock, void *arg)
 	Shoal__Envelope *in = NULL, env = SHOAL__ENVELOPE__INIT;
 	Shoal__ControlReply rep = SHOAL__CONTROL_REPLY__INIT;
 	Shoal__StoredEvent **events = NULL;
+	Shoal__NodeKey *key = NULL;
 	size_t nevents = 0;
-	const char *why = NULL;
-	char *error;
+	const char *why = NULL, *meta;
+	char *error, payload_user[CURVE_USER_ID_MAX],
+	    who[CURVE_USER_ID_MAX + 32];
 	zframe_t *payload;
 	int r;
 
@@ -785,6 +1074,8 @@ on_control_readable(zloop_t *loop, zsock_t *sock, void *arg)
 		goto out;
 	}
 	payload = zmsg_pop_last_frame(msg);
+	meta = zframe_meta(payload, "User-Id");
+	snprintf(payload_user, sizeof payload_user, "%s", meta ? meta : "");
 	r = wire_unpack(zframe_data(payload), zframe_size(payload), &in, &why);
 	zframe_destroy(&payload);
 	if (r == 0 && in->body_case != SHOAL__ENVELOPE__BODY_CONTROL_REQUEST) {
@@ -796,8 +1087,15 @@ on_control_readable(zloop_t *loop, zsock_t *sock, void *arg)
 		reply_error(c, sock, msg, r, why);
 		goto out;
 	}
+	if (!control_identity(c, sock, payload_user, who, sizeof who)) {
+		complain(c, "control", SHOAL_E_DENIED, "no operator key");
+		reply_error(c, sock, msg, SHOAL_E_DENIED,
+		    "this connection has no operator key");
+		goto out;
+	}
 	rep.error = NULL; /* control_request() sets it only on failure */
-	control_request(c, in->control_request, &rep, &events, &nevents);
+	control_request(c, in->control_request, who, &rep, &events, &nevents,
+	    &key);
 	error = rep.error;
 	if (!rep.error)
 		rep.error = (char *)"";
@@ -817,6 +1115,9 @@ on_control_readable(zloop_t *loop, zsock_t *sock, void *arg)
 		free(rep.sha256); /* backup() allocates it */
 	free(error);
 	registry_events_free(events, nevents);
+	free(rep.keys); /* the entries are the keyring's, or key */
+	if (key)
+		shoal__node_key__free_unpacked(key, NULL);
 out:
 	if (in)
 		shoal__envelope__free_unpacked(in, NULL);
@@ -879,14 +1180,92 @@ prepare_ipc(const char *ep)
 	return r;
 }
 
+/* curve_zap_fn: who may complete a CurveZMQ handshake on which socket. */
 static int
-bind_socket(zsock_t **ret, int type, const char *what, const char *ep)
+zap_decide(const char *domain, const char *address, const char *key,
+    char *user_id, char *why, size_t whylen, void *arg)
+{
+	coordinator_t *c = arg;
+	const Shoal__NodeKey *k = keyring_by_key(c->keys, key);
+	char name[64], err[512], shortkey[9];
+
+	curve_key_short(key, shortkey);
+	if (!key[0]) {
+		snprintf(why, whylen, "no CurveZMQ key");
+		return 0;
+	}
+	if (strcmp(domain, ZAP_AGENTS) == 0) {
+		/* Unknown keys come in to enrol: their Hello is all they
+		 * may send. */
+		if (k && strcmp(k->state, "rejected") == 0) {
+			snprintf(why, whylen, "key %s of node '%s' is rejected",
+			    shortkey, k->node);
+			complain_handshake(c, "agent", why);
+			return 0;
+		}
+		snprintf(user_id, CURVE_USER_ID_MAX, "%s", key);
+		return 1;
+	}
+	if (strcmp(domain, ZAP_DOORBELLS) == 0) {
+		if (!k || strcmp(k->state, "accepted") != 0) {
+			snprintf(why, whylen,
+			    "key %s is not an accepted node's", shortkey);
+			return 0;
+		}
+		snprintf(user_id, CURVE_USER_ID_MAX, "%s", key);
+		return 1;
+	}
+	if (strcmp(domain, ZAP_CONTROL) == 0) {
+		int ok = keyring_operator(c->keys, key, name, sizeof name, err,
+		    sizeof err);
+
+		if (err[0])
+			log_error("%s: the TCP control endpoint admits nobody "
+			          "until it is fixed",
+			    err);
+		if (!ok) {
+			snprintf(why, whylen,
+			    "key %s from %s is not on the operator allow-list",
+			    shortkey, address);
+			complain_handshake(c, "control", why);
+			return 0;
+		}
+		snprintf(user_id, CURVE_USER_ID_MAX, "operator %s, key %s",
+		    name, shortkey);
+		return 1;
+	}
+	snprintf(why, whylen, "unknown ZAP domain '%s'", domain);
+	return 0;
+}
+
+/* The local control socket: root and the shoal group only. */
+static int
+restrict_ipc(const char *ep)
+{
+	const char *path = ep + 6;
+	struct group *g = getgrnam("shoal");
+
+	if (chmod(path, 0660) < 0)
+		return -errno;
+	if (g && chown(path, (uid_t)-1, g->gr_gid) < 0)
+		return -errno;
+	return 0;
+}
+
+/* domain: the ZAP domain of a CurveZMQ server socket, or NULL for none. */
+static int
+bind_socket(coordinator_t *c, zsock_t **ret, int type, const char *what,
+    const char *ep, const char *domain)
 {
 	zsock_t *s = zsock_new(type);
+	int local_control = !domain && strncmp(ep, "ipc://", 6) == 0;
+	mode_t mask = 0;
 	int r;
 
 	if (!s)
 		return -ENOMEM;
+	if (domain)
+		curve_server(s, &c->curve, domain);
 	zsock_set_linger(s, 0);
 	/*
 	 * libzmq drops a peer that sends a frame above the cap before it is
@@ -905,12 +1284,29 @@ bind_socket(zsock_t **ret, int type, const char *what, const char *ep)
 		zsock_destroy(&s);
 		return r;
 	}
-	if (zsock_bind(s, "%s", ep) < 0) {
-		r = -zmq_errno();
+	/* No moment in which others could connect: the socket is created
+	 * without their permissions, then given to the shoal group. */
+	if (local_control)
+		mask = umask(0117);
+	r = zsock_bind(s, "%s", ep) < 0 ? -zmq_errno() : 0;
+	if (local_control)
+		umask(mask);
+	if (r < 0) {
 		log_error("cannot bind the %s endpoint %s: %s", what, ep,
 		    zmq_strerror(-r));
 		zsock_destroy(&s);
 		return r;
+	}
+	if (local_control) {
+		r = restrict_ipc(ep);
+		if (r < 0) {
+			log_error(
+			    "cannot restrict the %s socket %s to root and "
+			    "the shoal group: %s",
+			    what, ep + 6, shoal_strerror(r));
+			zsock_destroy(&s);
+			return r;
+		}
 	}
 	*ret = s;
 	return 0;
@@ -1079,18 +1475,54 @@ coordinator_new(const coord_options_t *opts, coordinator_t **ret)
 		    shoal_strerror(r));
 		goto fail;
 	}
-	r = bind_socket(&c->router, ZMQ_ROUTER, "agent", opts->listen);
+	r = keyring_open(c->store, &c->keys);
+	if (r < 0) {
+		log_error("cannot load the node keys from %s: %s",
+		    opts->state_dir, shoal_strerror(r));
+		goto fail;
+	}
+	keyring_set_operators_file(c->keys, opts->operator_keys);
+	{
+		char *secret = xasprintf("%s/coordinator.key", opts->state_dir);
+		char *public = xasprintf("%s/coordinator.pub", opts->state_dir);
+		char err[512];
+
+		r = curve_keys_load_or_create(secret, public, &c->curve, err,
+		    sizeof err);
+		free(secret);
+		free(public);
+		if (r < 0) {
+			log_error("%s", err);
+			goto fail;
+		}
+	}
+	c->loop = zloop_new();
+	/* Before any CurveZMQ socket: without a ZAP handler libzmq lets
+	 * every handshake through. */
+	r = curve_zap_new(c->loop, zap_decide, c, &c->zap);
+	if (r < 0) {
+		log_error("cannot start the ZAP handler: %s", zmq_strerror(-r));
+		goto fail;
+	}
+	c->control_curve = strncmp(opts->control, "tcp://", 6) == 0;
+	r = bind_socket(c, &c->router, ZMQ_ROUTER, "agent", opts->listen,
+	    ZAP_AGENTS);
 	if (r == 0)
-		r = bind_socket(&c->pub, ZMQ_PUB, "doorbell", opts->publish);
+		r = bind_socket(c, &c->pub, ZMQ_PUB, "doorbell", opts->publish,
+		    ZAP_DOORBELLS);
 	if (r == 0)
-		r = bind_socket(&c->control, ZMQ_ROUTER, "control",
-		    opts->control);
+		r = bind_socket(c, &c->control, ZMQ_ROUTER, "control",
+		    opts->control, c->control_curve ? ZAP_CONTROL : NULL);
+	if (r == 0 && strcmp(opts->remote_control, "off") != 0)
+		r = bind_socket(c, &c->remote, ZMQ_ROUTER, "remote control",
+		    opts->remote_control, ZAP_CONTROL);
 	if (r < 0)
 		goto fail;
 
-	c->loop = zloop_new();
 	zloop_reader(c->loop, c->router, on_agent_readable, c);
 	zloop_reader(c->loop, c->control, on_control_readable, c);
+	if (c->remote)
+		zloop_reader(c->loop, c->remote, on_control_readable, c);
 	zloop_timer(c->loop, SWEEP_MS, 0, on_sweep, c);
 	zloop_timer(c->loop, FLUSH_MS, 0, on_flush, c);
 	if (strcmp(opts->metrics_listen, "off") != 0) {
@@ -1110,9 +1542,20 @@ coordinator_new(const coord_options_t *opts, coordinator_t **ret)
 		    sizeof where);
 		log_info(
 		    "coordinator %s: %zu nodes known; agents on %s, doorbells "
-		    "on %s, control on %s, metrics %s",
+		    "on %s, control on %s%s%s, metrics %s",
 		    PACKAGE_VERSION, registry_count(c->reg), opts->listen,
-		    opts->publish, opts->control, where);
+		    opts->publish, opts->control, c->remote ? " and " : "",
+		    c->remote ? opts->remote_control : "", where);
+		log_info("CurveZMQ key %s (%s/coordinator.pub); %zu keys wait "
+		         "for acceptance%s",
+		    c->curve.public_key, opts->state_dir,
+		    keyring_pending(c->keys),
+		    opts->enroll_token[0] ? "; the enrollment token accepts "
+		                            "agents"
+		                          : "");
+		if (c->remote && !opts->operator_keys[0])
+			log_warning("--remote-control without --operator-keys: "
+			            "no operator can use it");
 	}
 	*ret = c;
 	return 0;
@@ -1144,9 +1587,11 @@ coordinator_destroy(coordinator_t **cp)
 			    shoal_strerror(r));
 	}
 	httpd_destroy(&c->httpd);
+	curve_zap_destroy(&c->zap);
 	zloop_destroy(&c->loop);
 	zsock_destroy(&c->router);
 	zsock_destroy(&c->pub);
+	zsock_destroy(&c->remote);
 	if (c->control) {
 		zsock_destroy(&c->control);
 		/* A stale socket file would make shoalctl wait for a reply
@@ -1155,6 +1600,8 @@ coordinator_destroy(coordinator_t **cp)
 			unlink(c->opts->control + 6);
 	}
 	services_close(&c->svc);
+	keyring_close(&c->keys);
+	explicit_bzero(&c->curve, sizeof c->curve);
 	registry_close(&c->reg);
 	store_close(&c->store);
 	free(c);

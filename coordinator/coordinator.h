@@ -21,6 +21,9 @@ typedef struct coord_options {
 	uint64_t missed_heartbeats;
 	char *log_level;
 	char *metrics_listen; /* HOST:PORT of /metrics, or "off" */
+	char *remote_control; /* CurveZMQ control endpoint, or "off" */
+	char *enroll_token;   /* "": none; else accepts an agent's key */
+	char *operator_keys;  /* allow-list of operators' keys, or "" */
 } coord_options_t;
 
 /* The keys of coordinator.yaml. */

@@ -36,6 +36,9 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_METRICS_LISTEN,
 	OPT_RESTORE,
+	OPT_REMOTE_CONTROL,
+	OPT_ENROLL_TOKEN,
+	OPT_OPERATOR_KEYS,
 };
 
 /* --restore FILE: start from a backup (shoalctl backup create). */
@@ -52,6 +55,9 @@ static const struct option options[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "remote-control", required_argument, NULL, OPT_REMOTE_CONTROL },
+	{ "enroll-token", required_argument, NULL, OPT_ENROLL_TOKEN },
+	{ "operator-keys", required_argument, NULL, OPT_OPERATOR_KEYS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -88,6 +94,18 @@ usage(FILE *f)
 	    "                               the fleet's Prometheus metrics at "
 	    "/metrics\n"
 	    "                               (default 127.0.0.1:9465)\n"
+	    "      --remote-control EP|off  a TCP control endpoint for "
+	    "operators' keys\n"
+	    "                               (CurveZMQ; default off)\n"
+	    "      --operator-keys FILE     the operators allowed on it: "
+	    "lines of\n"
+	    "                               \"KEY NAME\" (shoalctl keys "
+	    "generate)\n"
+	    "      --enroll-token TOKEN     accept the key of an agent that "
+	    "presents\n"
+	    "                               TOKEN (default: every key waits "
+	    "for\n"
+	    "                               shoalctl keys accept)\n"
 	    "      --restore FILE           first replace the state with a "
 	    "backup taken by\n"
 	    "                               shoalctl backup create (checked "
@@ -98,7 +116,12 @@ usage(FILE *f)
 	    "  -V, --version                show the version\n"
 	    "\n"
 	    "EP is a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH); DURATION "
-	    "is 500ms, 10s, 5m, 1h.\n");
+	    "is 500ms, 10s, 5m, 1h.\n"
+	    "Agents and doorbells use CurveZMQ: the coordinator keeps its key "
+	    "pair in\n"
+	    "STATE_DIR/coordinator.key and writes the public half to\n"
+	    "STATE_DIR/coordinator.pub, which agents pin with "
+	    "--coordinator-key.\n");
 }
 
 /* The second pass: flags override what the config file set. */
@@ -121,6 +144,15 @@ apply_flags(int argc, char **argv, coord_options_t *o)
 			break;
 		case OPT_CONTROL:
 			cli_set_string(&o->control, optarg);
+			break;
+		case OPT_REMOTE_CONTROL:
+			cli_set_string(&o->remote_control, optarg);
+			break;
+		case OPT_ENROLL_TOKEN:
+			cli_set_string(&o->enroll_token, optarg);
+			break;
+		case OPT_OPERATOR_KEYS:
+			cli_set_string(&o->operator_keys, optarg);
 			break;
 		case OPT_OFFLINE_AFTER:
 			if (parse_duration_ms(optarg, &o->offline_after_ms) < 0)

@@ -22,7 +22,8 @@
 #include "coordinator/registry.h"
 
 const char *const registry_dbs[] = { "nodes", "events", "meta", "services",
-	"revisions", "desired", "status", "rollouts", "operations", "holds" };
+	"revisions", "desired", "status", "rollouts", "operations", "holds",
+	"keys" };
 const unsigned registry_ndbs = ARRAY_SIZE(registry_dbs);
 
 #define EVENTS_MAX 100000

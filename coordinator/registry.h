@@ -32,6 +32,7 @@ enum {
 	DB_ROLLOUTS,  /* name, NUL, rollout id (big-endian) -> Rollout */
 	DB_OPS,       /* node id, NUL, operation id (big-endian) -> Operation */
 	DB_HOLDS,     /* node id -> Hold (a restore's) */
+	DB_KEYS,      /* node id -> NodeKey (its CurveZMQ key) */
 };
 #define REGISTRY_SCHEMA 1
 /* Hello from a new node beyond this many is refused with SHOAL_E_LIMIT: a

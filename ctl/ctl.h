@@ -19,6 +19,9 @@ typedef struct ctl {
 	const char *control;
 	uint64_t timeout_ms;
 	int json;
+	/* a tcp:// control endpoint: CurveZMQ with these files */
+	const char *key_file;             /* --key, SHOAL_KEY */
+	const char *coordinator_key_file; /* --coordinator-key, ... */
 } ctl_t;
 
 /* Prints "shoalctl: MESSAGE" on stderr; returns 1 (the failure status). */
@@ -80,6 +83,9 @@ void print_started(const ctl_t *c, const Shoal__ControlReply *cr,
 /* The snapshot and backup commands (ctl/snapshots.c). */
 int cmd_snapshot(ctl_t *c, int argc, char **argv);
 int cmd_backup(ctl_t *c, int argc, char **argv);
+
+/* The key commands (ctl/keys.c). */
+int cmd_keys(ctl_t *c, int argc, char **argv);
 
 /* "user@host": who runs this, for the coordinator's audit log. */
 const char *operator_name(void);

@@ -20,6 +20,7 @@
 #include <czmq.h>
 #include <jansson.h>
 
+#include "common/curve.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "common/wire.h"
@@ -75,6 +76,11 @@ usage(FILE *f)
 	    "  backup create FILE              a copy of the coordinator's "
 	    "state, for\n"
 	    "                                  shoal-coordinator --restore\n"
+	    "  keys list|accept|reject|delete NODE\n"
+	    "                                  the nodes' CurveZMQ keys: who "
+	    "may join\n"
+	    "  keys generate FILE              an operator key pair for a "
+	    "tcp:// --control\n"
 	    "\n"
 	    "Options:\n"
 	    "      --control EP        the coordinator's control endpoint "
@@ -83,6 +89,15 @@ usage(FILE *f)
 	    "ipc:///run/shoal/control.sock)\n"
 	    "      --timeout DURATION  how long to wait for a reply (default "
 	    "5s)\n"
+	    "      --key FILE          this operator's secret key, for a "
+	    "tcp:// endpoint\n"
+	    "                          (default $SHOAL_KEY; shoalctl keys "
+	    "generate)\n"
+	    "      --coordinator-key FILE\n"
+	    "                          the coordinator's public key, for a "
+	    "tcp:// endpoint\n"
+	    "                          (default $SHOAL_COORDINATOR_KEY; its "
+	    "coordinator.pub)\n"
 	    "  -h, --help              show this help; COMMAND --help for a "
 	    "command's\n"
 	    "  -V, --version           show the version\n");
@@ -106,18 +121,108 @@ fail(const char *fmt, ...)
 	return 1;
 }
 
-/* A missing ipc:// socket file means no coordinator: say so at once. */
+/* A missing ipc:// socket file means no coordinator, one we may not open
+ * means no permission: say so at once rather than time out. */
 static int
 check_endpoint(const char *ep)
 {
 	struct stat st;
 
-	if (strncmp(ep, "ipc://", 6) == 0 && stat(ep + 6, &st) < 0)
+	if (strncmp(ep, "ipc://", 6) != 0)
+		return 0;
+	if (stat(ep + 6, &st) < 0)
 		return fail("cannot reach the coordinator: %s: %s (is "
 		            "shoal-coordinator running? set --control or "
 		            "SHOAL_CONTROL)",
 		    ep + 6, strerror(errno));
+	if (access(ep + 6, R_OK | W_OK) < 0)
+		return fail("cannot use the control socket %s: %s (only root "
+		            "and the shoal group may)",
+		    ep + 6, strerror(errno));
 	return 0;
+}
+
+/*
+ * A tcp:// endpoint is CurveZMQ: this operator's key pair and the
+ * coordinator's public key, loaded once. Returns 0 or 1 after saying why.
+ */
+static int
+secure(const ctl_t *c, zsock_t *s)
+{
+	static curve_keys_t keys;
+	static char server[CURVE_KEY_LEN + 1];
+	static int loaded;
+	char err[512];
+
+	if (strncmp(c->control, "tcp://", 6) != 0)
+		return 0;
+	if (!loaded) {
+		if (!c->key_file || !c->coordinator_key_file)
+			return fail("%s is a TCP endpoint: it needs --key FILE "
+			            "(this operator's secret key, from "
+			            "shoalctl keys generate) and "
+			            "--coordinator-key FILE (the coordinator's "
+			            "coordinator.pub), or SHOAL_KEY and "
+			            "SHOAL_COORDINATOR_KEY",
+			    c->control);
+		if (curve_keys_load(c->key_file, &keys, err, sizeof err) < 0 ||
+		    curve_public_load(c->coordinator_key_file, server, err,
+		        sizeof err) < 0)
+			return fail("%s", err);
+		loaded = 1;
+	}
+	curve_client(s, &keys, server);
+	return 0;
+}
+
+/* Waits for a reply on s, or for the monitor to say the handshake failed
+ * (then *why says how). */
+static zframe_t *
+recv_reply(zsock_t *s, zsock_t *mon, uint64_t timeout_ms, const char **why)
+{
+	zpoller_t *p = zpoller_new(s, mon, NULL);
+	uint64_t deadline = mono_ms() + timeout_ms;
+	zframe_t *f = NULL;
+
+	*why = NULL;
+	while (!f && !*why) {
+		uint64_t now = mono_ms();
+		void *ready;
+
+		if (now >= deadline)
+			break;
+		ready = zpoller_wait(p, (int)(deadline - now));
+		if (ready == s) {
+			f = zframe_recv(s);
+		} else if (ready == mon) {
+			zmsg_t *ev = zmsg_recv(mon);
+			zframe_t *head = ev ? zmsg_first(ev) : NULL;
+			uint16_t event = 0;
+			uint32_t value = 0;
+
+			if (head && zframe_size(head) == 6) {
+				memcpy(&event, zframe_data(head), 2);
+				memcpy(&value, zframe_data(head) + 2, 4);
+			}
+			if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+				*why = value == 400
+				    ? "the coordinator refused this operator "
+				      "key: it is not on its --operator-keys "
+				      "list"
+				    : "the coordinator refused this operator "
+				      "key";
+			else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+			    event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+				*why = "the CurveZMQ handshake failed: is "
+				       "--coordinator-key that coordinator's "
+				       "coordinator.pub?";
+			zmsg_destroy(&ev);
+		} else {
+			break; /* interrupted or timed out */
+		}
+	}
+	zpoller_destroy(&p);
+	return f;
 }
 
 /* Sends req and waits for the reply; the caller frees *ret. */
@@ -125,8 +230,10 @@ int
 call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT, *in = NULL;
+	static unsigned monitors;
 	const char *why = NULL;
-	zsock_t *s;
+	char mon_ep[64];
+	zsock_t *s, *mon = NULL;
 	zframe_t *f;
 	int r;
 
@@ -141,6 +248,21 @@ call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 	zsock_set_maxmsgsize(s, WIRE_MAX_FRAME);
 	zsock_set_rcvtimeo(s, (int)c->timeout_ms);
 	zsock_set_sndtimeo(s, (int)c->timeout_ms);
+	if (secure(c, s)) {
+		r = 1;
+		goto out;
+	}
+	/* Handshake failures, to say why instead of timing out. */
+	snprintf(mon_ep, sizeof mon_ep, "inproc://shoalctl-monitor-%u",
+	    ++monitors);
+	if (zmq_socket_monitor(zsock_resolve(s), mon_ep,
+	        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+	            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+	            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
+		mon = zsock_new(ZMQ_PAIR);
+		if (mon && zsock_connect(mon, "%s", mon_ep) < 0)
+			zsock_destroy(&mon);
+	}
 	if (zsock_connect(s, "%s", c->control) < 0) {
 		r = fail("cannot connect to %s: %s", c->control,
 		    zmq_strerror(zmq_errno()));
@@ -157,12 +279,17 @@ call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 		    zmq_strerror(zmq_errno()));
 		goto out;
 	}
-	f = zframe_recv(s);
+	f = mon ? recv_reply(s, mon, c->timeout_ms, &why) : zframe_recv(s);
 	if (!f) {
-		r = fail("no reply from the coordinator at %s within %llums",
-		    c->control, (unsigned long long)c->timeout_ms);
+		if (why)
+			r = fail("%s: %s", c->control, why);
+		else
+			r = fail("no reply from the coordinator at %s within "
+			         "%llums",
+			    c->control, (unsigned long long)c->timeout_ms);
 		goto out;
 	}
+	why = NULL;
 	r = wire_unpack(zframe_data(f), zframe_size(f), &in, &why);
 	zframe_destroy(&f);
 	if (r < 0) {
@@ -196,6 +323,9 @@ call(const ctl_t *c, Shoal__ControlRequest *req, Shoal__Envelope **ret)
 out:
 	if (in)
 		shoal__envelope__free_unpacked(in, NULL);
+	if (mon)
+		zmq_socket_monitor(zsock_resolve(s), NULL, 0);
+	zsock_destroy(&mon);
 	zsock_destroy(&s);
 	return r;
 }
@@ -1024,6 +1154,7 @@ static const struct command {
 	{ "top", cmd_top },
 	{ "snapshot", cmd_snapshot },
 	{ "backup", cmd_backup },
+	{ "keys", cmd_keys },
 };
 
 const char *
@@ -1051,6 +1182,8 @@ main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "control", required_argument, NULL, 'C' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "coordinator-key", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -1058,6 +1191,8 @@ main(int argc, char **argv)
 	ctl_t c = {
 		.control = getenv("SHOAL_CONTROL"),
 		.timeout_ms = 5000,
+		.key_file = getenv("SHOAL_KEY"),
+		.coordinator_key_file = getenv("SHOAL_COORDINATOR_KEY"),
 	};
 	int ch, r;
 
@@ -1068,6 +1203,12 @@ main(int argc, char **argv)
 		switch (ch) {
 		case 'C':
 			c.control = optarg;
+			break;
+		case 'K':
+			c.key_file = optarg;
+			break;
+		case 'P':
+			c.coordinator_key_file = optarg;
 			break;
 		case 'T':
 			if (parse_duration_ms(optarg, &c.timeout_ms) < 0 ||

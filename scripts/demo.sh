@@ -28,7 +28,16 @@ podman=$!
 	--listen tcp://127.0.0.1:7400 --publish tcp://127.0.0.1:7401 \
 	--control "$SHOAL_CONTROL" >"$dir/coordinator.log" 2>&1 &
 coord=$!
+# The agent pins the coordinator's public key (CurveZMQ), which the
+# coordinator writes to its state dir when it starts.
+i=0
+until [ -s "$dir/coordinator/coordinator.pub" ]; do
+	i=$((i + 1))
+	[ $i -gt 100 ] && { tail "$dir/coordinator.log" >&2; exit 1; }
+	sleep 0.1
+done
 ./shoal-agent -c /dev/null --state-dir "$dir/agent" --node-id "$node" \
+	--coordinator-key "$dir/coordinator/coordinator.pub" \
 	--label role=model --coordinator tcp://127.0.0.1:7400 \
 	--runtime-socket "$dir/podman.sock" \
 	--artifact-file-root "$PWD/examples" \
@@ -59,6 +68,13 @@ wait_until() {
 }
 
 echo "demo: podman (pid $podman), coordinator (pid $coord) and agent (pid $agent) in $dir"
+# A new agent's key waits for an operator (or an --enroll-token).
+wait_until 30 "the agent asking to enrol" sh -c "./shoalctl keys list --json | grep -q '\"pending\"'"
+echo "\$ shoalctl keys list"
+./shoalctl keys list
+echo "\$ shoalctl keys accept $node   # compare: shoal-agent --print-key --state-dir $dir/agent"
+./shoalctl keys accept "$node"
+echo
 wait_until 30 "the agent coming online" sh -c './shoalctl nodes --json | grep -q "\"online\""'
 echo "\$ shoalctl nodes"
 ./shoalctl nodes

@@ -39,6 +39,15 @@ need() {
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/shoal-test.XXXXXX")
 PIDS=""
+# Transport security is on in every test, as in production: the tests'
+# coordinators accept agents by this enrollment token, and agents pin the
+# coordinator's public key, which it writes to its state dir.
+ENROLL_TOKEN=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+# agent_keys [COORDINATOR_STATE_DIR]: an agent's flags for both.
+agent_keys() {
+	echo "--coordinator-key ${1:-$SCRATCH/coord}/coordinator.pub --enroll-token $ENROLL_TOKEN"
+}
+
 # stop_agents: kills every process start started except Podman's service,
 # so that none of them makes a container after remove_containers looked.
 stop_agents() {

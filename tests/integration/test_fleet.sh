@@ -14,7 +14,7 @@ export SHOAL_CONTROL="ipc://$SCRATCH/control.sock"
 start_coordinator() {
 	local tries=0
 	while :; do
-		start coordinator shoal-coordinator -c /dev/null --metrics-listen off --state-dir "$SCRATCH/coord" \
+		start coordinator shoal-coordinator -c /dev/null --enroll-token "$ENROLL_TOKEN" --metrics-listen off --state-dir "$SCRATCH/coord" \
 			--listen "tcp://127.0.0.1:$PORT" \
 			--publish "tcp://127.0.0.1:$((PORT + 1))" \
 			--control "$SHOAL_CONTROL" --missed-heartbeats 3
@@ -29,7 +29,7 @@ start_coordinator() {
 }
 
 start_agent() { # start_agent NAME RACK
-	start "$1" shoal-agent -c /dev/null --metrics-listen off --state-dir "$SCRATCH/$1" --node-id "$1" \
+	start "$1" shoal-agent -c /dev/null $(agent_keys) --metrics-listen off --state-dir "$SCRATCH/$1" --node-id "$1" \
 		--label role=model --label "rack=$2" \
 		--coordinator "tcp://127.0.0.1:$PORT" --heartbeat "$HB"
 }
@@ -101,7 +101,7 @@ is_state node-a online && is_state node-b online
 ok $? "the other agents stay online"
 
 # Hostile frames on the agent endpoint: the coordinator answers and lives.
-poke "tcp://127.0.0.1:$PORT" >"$SCRATCH/poke.out" 2>&1
+poke "tcp://127.0.0.1:$PORT" "$SCRATCH/coord/coordinator.pub" >"$SCRATCH/poke.out" 2>&1
 ok $? "every hostile frame is refused with the expected error, or dropped"
 sed 's/^/# /' "$SCRATCH/poke.out"
 alive coordinator && shoalctl nodes >/dev/null
@@ -151,7 +151,7 @@ wait_for 20 has_event node-a agent.started 2
 ok $? "node-a's restart, queued while the coordinator was away, is delivered"
 shoalctl events --node node-a --limit 1000 --json >"$SCRATCH/events.json"
 check "node-a's events arrive once each, in sequence order" \
-	json_ok 'map(.seq) as $s | ($s | length) > 0 and $s == ([range(1; ($s | length) + 1)])' cat "$SCRATCH/events.json"
+	json_ok 'map(select(.source == "agent") | .seq) as $s | ($s | length) > 0 and $s == ([range(1; ($s | length) + 1)])' cat "$SCRATCH/events.json"
 wait_for 20 json_ok '.outbox_depth == 0' shoalctl node show node-a --json
 ok $? "node-a's outbox drains once the coordinator acknowledges"
 

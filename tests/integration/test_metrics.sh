@@ -29,7 +29,7 @@ trap 'umount "$SCRATCH/mnt" 2>/dev/null; remove_containers $GPU $PLAIN; cleanup'
 
 PORT=$(free_port)
 CM=$(free_port)
-start coordinator shoal-coordinator -c /dev/null --state-dir "$SCRATCH/coord" \
+start coordinator shoal-coordinator -c /dev/null --enroll-token "$ENROLL_TOKEN" --state-dir "$SCRATCH/coord" \
 	--listen "tcp://127.0.0.1:$PORT" --publish "tcp://127.0.0.1:$((PORT + 1))" \
 	--control "$SHOAL_CONTROL" --metrics-listen "127.0.0.1:$CM"
 wait_for 10 test -S "$SCRATCH/control.sock"
@@ -39,11 +39,11 @@ GM=$(free_port)
 PM=$(free_port)
 # The fake driver: two GPUs, and Xid 79 (fallen off the bus) on GPU 0.
 start "$GPU" env FAKE_NVML_GPUS=2 FAKE_NVML_XID=79 \
-	shoal-agent -c /dev/null --state-dir "$SCRATCH/$GPU" --node-id "$GPU" \
+	shoal-agent -c /dev/null $(agent_keys) --state-dir "$SCRATCH/$GPU" --node-id "$GPU" \
 	--label role=gpu --coordinator "tcp://127.0.0.1:$PORT" --heartbeat 200ms \
 	--runtime-socket "$SHOAL_RUNTIME_SOCKET" --metrics-listen "127.0.0.1:$GM" \
 	--metrics-interval 1s --nvml-library "$FAKE_NVML"
-start "$PLAIN" shoal-agent -c /dev/null --state-dir "$SCRATCH/$PLAIN" \
+start "$PLAIN" shoal-agent -c /dev/null $(agent_keys) --state-dir "$SCRATCH/$PLAIN" \
 	--node-id "$PLAIN" --label role=cpu --coordinator "tcp://127.0.0.1:$PORT" \
 	--heartbeat 200ms --runtime-socket "$SHOAL_RUNTIME_SOCKET" \
 	--metrics-listen "127.0.0.1:$PM" --metrics-interval 1s \
@@ -276,12 +276,12 @@ kill $idle 2>/dev/null
 check "... and so does the coordinator" scrape "$CM"
 check "... both still running" kill -0 "$(pid_of "$GPU")" "$(pid_of coordinator)"
 
-shoal-agent -c /dev/null --state-dir "$SCRATCH/x" --metrics-listen "127.0.0.1:$GM" \
+shoal-agent -c /dev/null $(agent_keys) --state-dir "$SCRATCH/x" --metrics-listen "127.0.0.1:$GM" \
 	--coordinator "tcp://127.0.0.1:$PORT" --runtime-socket "$SHOAL_RUNTIME_SOCKET" \
 	2>"$SCRATCH/err.txt"
 check "a taken metrics port stops a second agent (1)" test $? -eq 1
 check "... naming the address and the reason" grep -q "cannot listen on 127.0.0.1:$GM: Address already in use" "$SCRATCH/err.txt"
-shoal-agent -c /dev/null --metrics-listen 9464 2>"$SCRATCH/err.txt"
+shoal-agent -c /dev/null $(agent_keys) --metrics-listen 9464 2>"$SCRATCH/err.txt"
 check "--metrics-listen without a host is a usage error (2)" test $? -eq 2
 check "... naming the flag" grep -q -- "--metrics-listen" "$SCRATCH/err.txt"
 printf 'metrics_listen: "nohost"\n' >"$SCRATCH/bad.yaml"

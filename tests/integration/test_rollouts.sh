@@ -26,7 +26,7 @@ trap 'remove_containers $NODES; cleanup' EXIT
 
 PORT=$(free_port)
 start_coordinator() {
-	start coordinator shoal-coordinator -c /dev/null --metrics-listen off --state-dir "$SCRATCH/coord" \
+	start coordinator shoal-coordinator -c /dev/null --enroll-token "$ENROLL_TOKEN" --metrics-listen off --state-dir "$SCRATCH/coord" \
 		--listen "tcp://127.0.0.1:$PORT" --publish "tcp://127.0.0.1:$((PORT + 1))" \
 		--control "$SHOAL_CONTROL"
 	wait_for 10 test -S "$SCRATCH/control.sock"
@@ -34,7 +34,7 @@ start_coordinator() {
 start_coordinator
 ok $? "coordinator starts"
 for n in $NODES; do
-	start "$n" shoal-agent -c /dev/null --metrics-listen off --state-dir "$SCRATCH/$n" --node-id "$n" \
+	start "$n" shoal-agent -c /dev/null $(agent_keys) --metrics-listen off --state-dir "$SCRATCH/$n" --node-id "$n" \
 		--label role=model --coordinator "tcp://127.0.0.1:$PORT" \
 		--heartbeat "$HB" --runtime-socket "$SHOAL_RUNTIME_SOCKET"
 done

@@ -24,14 +24,14 @@ export SHOAL_CONTROL="ipc://$SCRATCH/control.sock"
 trap 'remove_containers $NODES; cleanup' EXIT
 
 PORT=$(free_port)
-start coordinator shoal-coordinator -c /dev/null --metrics-listen off --state-dir "$SCRATCH/coord" \
+start coordinator shoal-coordinator -c /dev/null --enroll-token "$ENROLL_TOKEN" --metrics-listen off --state-dir "$SCRATCH/coord" \
 	--listen "tcp://127.0.0.1:$PORT" --publish "tcp://127.0.0.1:$((PORT + 1))" \
 	--control "$SHOAL_CONTROL"
 wait_for 10 test -S "$SCRATCH/control.sock"
 ok $? "coordinator starts"
 
 start_agent() { # start_agent NODE
-	start "$1" shoal-agent -c /dev/null --metrics-listen off --state-dir "$SCRATCH/$1" --node-id "$1" \
+	start "$1" shoal-agent -c /dev/null $(agent_keys) --metrics-listen off --state-dir "$SCRATCH/$1" --node-id "$1" \
 		--label role=model --coordinator "tcp://127.0.0.1:$PORT" \
 		--heartbeat "$HB" --runtime-socket "$SHOAL_RUNTIME_SOCKET"
 }

@@ -7,7 +7,12 @@
  * message, a message of three frames and, on a socket of its own, a frame
  * above the size cap. Each single frame must be answered with an Error of
  * the expected code; the multi-frame message and the oversized frame must
- * get no answer. Prints one line per check and exits 1 if any failed.
+ * get no answer. It speaks CurveZMQ with a key of its own, which the
+ * coordinator has never accepted: it may enrol (pending) but speak for no
+ * node, its key binds one node id, a peer without the coordinator's key or
+ * without CurveZMQ gets nowhere, and --flood N sends N Hellos with random
+ * node ids on its key and N more each from a new key (the pending cap).
+ * Prints one line per check and exits 1 if any failed.
  */
 #include "autoconf.h"
 
@@ -18,6 +23,7 @@
 
 #include <czmq.h>
 
+#include "common/curve.h"
 #include "common/error.h"
 #include "common/wire.h"
 
@@ -85,8 +91,20 @@ expect_error(zsock_t *s, Shoal__Envelope *env, int code, const char *what)
 	report(got == code, line);
 }
 
+/* A key pair of the peer's own and the coordinator's public key. */
+static curve_keys_t keys;
+static char server_key[CURVE_KEY_LEN + 1];
+
+static void
+new_keys(curve_keys_t *k)
+{
+	if (zmq_curve_keypair(k->public_key, k->secret_key) != 0)
+		abort();
+}
+
+/* A DEALER to ep: CurveZMQ with k trusting server (k NULL: plain). */
 static zsock_t *
-dealer(const char *ep)
+dealer_as(const char *ep, const curve_keys_t *k, const char *server)
 {
 	zsock_t *s = zsock_new(ZMQ_DEALER);
 
@@ -94,11 +112,19 @@ dealer(const char *ep)
 		abort();
 	zsock_set_linger(s, 0);
 	zsock_set_rcvtimeo(s, 5000);
+	if (k)
+		curve_client(s, k, server);
 	if (zsock_connect(s, "%s", ep) < 0) {
 		fprintf(stderr, "poke: cannot connect to %s\n", ep);
 		exit(2);
 	}
 	return s;
+}
+
+static zsock_t *
+dealer(const char *ep)
+{
+	return dealer_as(ep, &keys, server_key);
 }
 
 static void
@@ -170,6 +196,8 @@ main(int argc, char **argv)
 	Shoal__HostFigures fig = SHOAL__HOST_FIGURES__INIT;
 	Shoal__Event ev = SHOAL__EVENT__INIT;
 	Shoal__Doorbell bell = SHOAL__DOORBELL__INIT;
+	Shoal__DesiredStateRequest dsr = SHOAL__DESIRED_STATE_REQUEST__INIT;
+	int flood = 0;
 	Shoal__Label lab = SHOAL__LABEL__INIT, *labs[1] = { &lab };
 	unsigned errors = 0, others = 0;
 	zsock_t *s, *big_s;
@@ -181,12 +209,24 @@ main(int argc, char **argv)
 	zsys_set_logstream(NULL);
 	if (argc == 5 && strcmp(argv[1], "--list-nodes") == 0)
 		return list_nodes(argv[2], argv[3], argv[4]);
-	if (argc != 2) {
+	if (argc == 5 && strcmp(argv[3], "--flood") == 0)
+		flood = atoi(argv[4]);
+	else if (argc != 3) {
 		fprintf(stderr,
-		    "usage: poke ENDPOINT\n"
+		    "usage: poke ENDPOINT COORDINATOR_PUB [--flood N]\n"
 		    "       poke --list-nodes CONTROL AFTER LIMIT\n");
 		return 2;
 	}
+	{
+		char err[512];
+
+		if (curve_public_load(argv[2], server_key, err, sizeof err) <
+		    0) {
+			fprintf(stderr, "poke: %s\n", err);
+			return 2;
+		}
+	}
+	new_keys(&keys);
 	s = dealer(argv[1]);
 
 	hello_init(&env, &hello, &facts, "poke");
@@ -231,8 +271,37 @@ main(int argc, char **argv)
 	ev.seq = 1;
 	ev.kind = "x";
 	env.event = &ev;
-	expect_error(s, &env, SHOAL_E_NOT_FOUND,
+	expect_error(s, &env, SHOAL_E_DENIED,
 	    "an event from a node that never said Hello");
+
+	/* Enrolment: the key asks for node "poke" and waits; it may not
+	 * speak for a real node, nor bind a second id. */
+	hello_init(&env, &hello, &facts, "poke");
+	hello.enroll_token = "not-the-token-0123456789";
+	expect_error(s, &env, SHOAL_E_PENDING,
+	    "a Hello with a wrong enrollment token: the key waits");
+	hello_init(&env, &hello, &facts, "poke-2");
+	expect_error(s, &env, SHOAL_E_DENIED,
+	    "a second node id for the same key");
+	hello_init(&env, &hello, &facts, "node-a");
+	env.body_case = SHOAL__ENVELOPE__BODY_DESIRED_STATE_REQUEST;
+	env.desired_state_request = &dsr;
+	expect_error(s, &env, SHOAL_E_DENIED,
+	    "a desired-state request speaking for node-a");
+	env.body_case = SHOAL__ENVELOPE__BODY_EVENT;
+	env.event = &ev;
+	ev.kind = "forged";
+	ev.message = "forged by poke";
+	expect_error(s, &env, SHOAL_E_DENIED, "an event speaking for node-a");
+	hello_init(&env, &hello, &facts, "poke");
+	env.body_case = SHOAL__ENVELOPE__BODY_HEARTBEAT;
+	env.heartbeat = &hb;
+	fig.load1 = 0;
+	hb.figures = &fig;
+	expect_error(s, &env, SHOAL_E_PENDING,
+	    "a heartbeat from the pending key");
+	env.body_case = SHOAL__ENVELOPE__BODY_DOORBELL;
+	env.doorbell = &bell;
 
 	env.body_case = SHOAL__ENVELOPE__BODY_DOORBELL;
 	env.doorbell = &bell;
@@ -287,7 +356,88 @@ main(int argc, char **argv)
 	report(reply_code(big_s) == 1, "a frame above the cap gets no answer");
 	zsock_destroy(&big_s);
 
+	/* Without the coordinator's key, or without CurveZMQ: nothing. */
+	{
+		curve_keys_t other;
+		zsock_t *w;
+
+		new_keys(&other);
+		w = dealer_as(argv[1], &keys, other.public_key);
+		zsock_set_rcvtimeo(w, 1000);
+		hello_init(&env, &hello, &facts, "poke");
+		send_env(w, &env);
+		report(reply_code(w) == 1,
+		    "a peer that does not hold the coordinator's key gets no "
+		    "answer");
+		zsock_destroy(&w);
+		w = dealer_as(argv[1], NULL, NULL);
+		zsock_set_sndtimeo(w, 1000);
+		zsock_set_rcvtimeo(w, 1000);
+		send_env(w, &env);
+		report(reply_code(w) == 1,
+		    "a peer without CurveZMQ gets no answer");
+		zsock_destroy(&w);
+	}
+
+	if (flood > 0) {
+		unsigned denied = 0, pending = 0, capped = 0, other = 0;
+		char id[32];
+
+		/* One key, many node ids: all but its own are refused. */
+		for (int i = 0; i < flood; i++) {
+			snprintf(id, sizeof id, "flood-%08lx", random());
+			hello_init(&env, &hello, &facts, id);
+			send_env(s, &env);
+		}
+		for (int i = 0; i < flood; i++) {
+			int code = reply_code(s);
+
+			if (code == 1)
+				break;
+			if (code == SHOAL_E_DENIED)
+				denied++;
+			else
+				other++;
+		}
+		snprintf(line, sizeof line,
+		    "%d Hellos with random node ids on one key: %u refused, "
+		    "%u other answers",
+		    flood, denied, other);
+		report(denied == (unsigned)flood && other == 0, line);
+		/* Many keys, one Hello each: pending up to the cap. */
+		other = 0;
+		for (int i = 0; i < flood; i++) {
+			curve_keys_t k;
+			zsock_t *w;
+			int code;
+
+			new_keys(&k);
+			w = dealer_as(argv[1], &k, server_key);
+			snprintf(id, sizeof id, "flood-key-%08lx", random());
+			hello_init(&env, &hello, &facts, id);
+			send_env(w, &env);
+			code = reply_code(w);
+			if (code == SHOAL_E_PENDING)
+				pending++;
+			else if (code == SHOAL_E_DENIED)
+				capped++;
+			else
+				other++;
+			zsock_destroy(&w);
+		}
+		printf("flood: %u pending, %u refused at the cap\n", pending,
+		    capped);
+		snprintf(line, sizeof line,
+		    "%d Hellos each from a new key: %u wait, %u refused at "
+		    "the cap, %u other answers",
+		    flood, pending, capped, other);
+		report(other == 0 && pending + capped == (unsigned)flood, line);
+	}
+
 	/* And the first socket is still served afterwards. */
+	hello_init(&env, &hello, &facts, "poke");
+	env.body_case = SHOAL__ENVELOPE__BODY_DOORBELL;
+	env.doorbell = &bell;
 	expect_error(s, &env, SHOAL_E_UNEXPECTED,
 	    "the coordinator still answers after all of it");
 	zsock_destroy(&s);
