@@ -130,6 +130,10 @@ check_endpoint(const char *ep)
 
 	if (strncmp(ep, "ipc://", 6) != 0)
 		return 0;
+	if (stat(ep + 6, &st) < 0 && errno == EACCES)
+		return fail("cannot use the control socket %s: %s (only root "
+		            "and the shoal group may)",
+		    ep + 6, strerror(errno));
 	if (stat(ep + 6, &st) < 0)
 		return fail("cannot reach the coordinator: %s: %s (is "
 		            "shoal-coordinator running? set --control or "

@@ -6,7 +6,10 @@
 # server, openssl their TLS one; prometheus checks and scrapes the metrics
 # endpoints, prometheus-node-exporter is what the metrics benchmark compares
 # against; lmdb-utils (mdb_stat) checks the stores snapshots and backups
-# copy).
+# copy; clang builds the fuzz harnesses, libclang-rt-14-dev holds its
+# libFuzzer and sanitizer runtimes, llvm the llvm-symbolizer that puts
+# file:line in their stack traces; tcpdump shows the security test that
+# no spec crosses the wire in plaintext).
 # Runs apt-get only when something is missing; needs root for that.
 set -eu
 
@@ -15,7 +18,8 @@ libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev
 libcurl4-openssl-dev libssl-dev libsystemd-dev libjansson-dev libyaml-dev
 libmicrohttpd-dev valgrind jq curl
 podman runc netavark aardvark-dns iptables catatonit busybox-static
-python3 openssl prometheus prometheus-node-exporter lmdb-utils"
+python3 openssl prometheus prometheus-node-exporter lmdb-utils
+clang libclang-rt-14-dev llvm tcpdump"
 
 missing=""
 for p in $PACKAGES; do
