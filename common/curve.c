@@ -256,6 +256,42 @@ curve_keys_load(const char *secret_path, curve_keys_t *ret, char *err,
 }
 
 int
+curve_keys_check(const curve_keys_t *k)
+{
+	char again[CURVE_KEY_LEN + 1];
+
+	if (!curve_key_valid(k->public_key) || !curve_key_valid(k->secret_key) ||
+	    zmq_curve_public(again, k->secret_key) != 0)
+		return SHOAL_E_INVALID;
+	return strcmp(again, k->public_key) == 0 ? 0 : SHOAL_E_INVALID;
+}
+
+int
+curve_keys_save(const char *secret_path, const char *public_path,
+    const curve_keys_t *k, char *err, size_t errlen)
+{
+	char *text = cert_text(k, 1);
+	int r = write_file(secret_path, text, 0600);
+
+	explicit_bzero(text, strlen(text));
+	free(text);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot write the key file %s: %s",
+		    secret_path, shoal_strerror(r));
+		return r;
+	}
+	if (!public_path)
+		return 0;
+	text = cert_text(k, 0);
+	r = write_file(public_path, text, 0644);
+	free(text);
+	if (r < 0)
+		snprintf(err, errlen, "cannot write the public key file %s: %s",
+		    public_path, shoal_strerror(r));
+	return r;
+}
+
+int
 curve_keys_load_or_create(const char *secret_path, const char *public_path,
     curve_keys_t *ret, char *err, size_t errlen)
 {

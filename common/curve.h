@@ -37,6 +37,13 @@ int curve_key_valid(const char *text);
 int curve_keys_load_or_create(const char *secret_path, const char *public_path,
     curve_keys_t *ret, char *err, size_t errlen);
 
+/* Writes k to secret_path (0600) and, unless NULL, its public half to
+ * public_path (0644), each through a temporary file renamed into place. */
+int curve_keys_save(const char *secret_path, const char *public_path,
+    const curve_keys_t *k, char *err, size_t errlen);
+/* 0 if k holds two valid keys and the public one is the secret's half. */
+int curve_keys_check(const curve_keys_t *k);
+
 /* Loads a secret key file that must exist (shoalctl --key). */
 int curve_keys_load(const char *secret_path, curve_keys_t *ret, char *err,
     size_t errlen);

@@ -1455,6 +1455,89 @@ on_metrics(const char *path, prom_t *p, void *arg)
 	return 200;
 }
 
+#define META_CURVE_PUBLIC "curve.public"
+#define META_CURVE_SECRET "curve.secret"
+
+/*
+ * The coordinator's key pair. It is kept in the store as well as in
+ * STATE_DIR/coordinator.key, so that a backup carries it: a coordinator
+ * restored from one (on a new host, say) keeps the key every agent pinned.
+ * The store's copy wins; the files are written from it when they are
+ * missing or say another key. A store without one (the first start) takes
+ * the files' pair, or a new one.
+ */
+static int
+load_own_keys(coordinator_t *c)
+{
+	char *secret = xasprintf("%s/coordinator.key", c->opts->state_dir);
+	char *public = xasprintf("%s/coordinator.pub", c->opts->state_dir);
+	curve_keys_t stored = { { 0 } }, files;
+	store_txn_t *txn = NULL;
+	const void *pv = NULL, *sv = NULL;
+	size_t pn = 0, sn = 0;
+	char err[512];
+	int r, have = 0;
+
+	r = store_begin(c->store, false, &txn);
+	if (r == 0 &&
+	    store_get(txn, DB_META, META_CURVE_PUBLIC,
+	        strlen(META_CURVE_PUBLIC), &pv, &pn) == 0 &&
+	    store_get(txn, DB_META, META_CURVE_SECRET,
+	        strlen(META_CURVE_SECRET), &sv, &sn) == 0 &&
+	    pn == CURVE_KEY_LEN && sn == CURVE_KEY_LEN) {
+		memcpy(stored.public_key, pv, CURVE_KEY_LEN);
+		memcpy(stored.secret_key, sv, CURVE_KEY_LEN);
+		have = curve_keys_check(&stored) == 0;
+	}
+	store_abort(&txn);
+	if (have) {
+		if (curve_keys_load(secret, &files, err, sizeof err) < 0 ||
+		    strcmp(files.public_key, stored.public_key) != 0) {
+			if (access(secret, F_OK) == 0)
+				log_warning("%s does not hold the key in the "
+				            "state store (restored from a "
+				            "backup?): rewritten from the store",
+				    secret);
+			r = curve_keys_save(secret, public, &stored, err,
+			    sizeof err);
+		} else {
+			/* coordinator.pub is rewritten if it drifted. */
+			r = curve_keys_load_or_create(secret, public, &files,
+			    err, sizeof err);
+		}
+		c->curve = stored;
+	} else {
+		r = curve_keys_load_or_create(secret, public, &c->curve, err,
+		    sizeof err);
+		if (r == 0) {
+			r = store_begin(c->store, true, &txn);
+			if (r == 0)
+				r = store_put(txn, DB_META, META_CURVE_PUBLIC,
+				    strlen(META_CURVE_PUBLIC),
+				    c->curve.public_key, CURVE_KEY_LEN);
+			if (r == 0)
+				r = store_put(txn, DB_META, META_CURVE_SECRET,
+				    strlen(META_CURVE_SECRET),
+				    c->curve.secret_key, CURVE_KEY_LEN);
+			if (r == 0)
+				r = store_commit(&txn);
+			store_abort(&txn);
+			if (r < 0)
+				snprintf(err, sizeof err,
+				    "cannot keep the key pair in the state "
+				    "store: %s",
+				    shoal_strerror(r));
+		}
+	}
+	if (r < 0)
+		log_error("%s", err);
+	explicit_bzero(&stored, sizeof stored);
+	explicit_bzero(&files, sizeof files);
+	free(secret);
+	free(public);
+	return r;
+}
+
 int
 coordinator_new(const coord_options_t *opts, coordinator_t **ret)
 {
@@ -1488,20 +1571,9 @@ coordinator_new(const coord_options_t *opts, coordinator_t **ret)
 		goto fail;
 	}
 	keyring_set_operators_file(c->keys, opts->operator_keys);
-	{
-		char *secret = xasprintf("%s/coordinator.key", opts->state_dir);
-		char *public = xasprintf("%s/coordinator.pub", opts->state_dir);
-		char err[512];
-
-		r = curve_keys_load_or_create(secret, public, &c->curve, err,
-		    sizeof err);
-		free(secret);
-		free(public);
-		if (r < 0) {
-			log_error("%s", err);
-			goto fail;
-		}
-	}
+	r = load_own_keys(c);
+	if (r < 0)
+		goto fail;
 	c->loop = zloop_new();
 	/* Before any CurveZMQ socket: without a ZAP handler libzmq lets
 	 * every handshake through. */

@@ -267,8 +267,14 @@ ok $((! $?)) "an agent's store offered as a backup is refused"
 check "... as not a coordinator store, the state dir untouched" \
 	sh -c "grep -q 'not a coordinator store' '$SCRATCH/agent-restore.out' &&
 		test \"\$(sha256sum '$SCRATCH/coord/data.mdb')\" = '$before'"
+# As on a new host: no key files; the key pair comes back with the backup,
+# so the agents, which pinned the old key, still trust the coordinator.
+key_before=$(grep public-key "$SCRATCH/coord/coordinator.pub")
+rm -f "$SCRATCH/coord/coordinator.key" "$SCRATCH/coord/coordinator.pub"
 start_coordinator --restore "$SCRATCH/backup.mdb"
 ok $? "the coordinator starts from the backup"
+check "... with the CurveZMQ key of the backup, its files written again" \
+	test "$(grep public-key "$SCRATCH/coord/coordinator.pub")" = "$key_before"
 check "... keeping the store it replaced" sh -c "ls '$SCRATCH/coord' | grep -q before-restore"
 check "the registry is as of the backup: all three nodes" \
 	json_ok 'length == 3' shoalctl nodes --json
