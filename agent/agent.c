@@ -985,9 +985,48 @@ act_hello_again(agent_t *a)
 	start_hello(a);
 }
 
+static int on_doorbell(zloop_t *loop, zsock_t *sock, void *arg);
+
+/*
+ * (Re)creates the doorbell subscription. The coordinator lets only
+ * accepted keys subscribe, and libzmq does not retry a handshake the
+ * other side refused: an agent accepted after waiting subscribes again.
+ */
+static int
+subscribe(agent_t *a)
+{
+	zsock_t *s = zsock_new(ZMQ_SUB);
+
+	if (!s)
+		return -ENOMEM;
+	zsock_set_linger(s, 0);
+	curve_client(s, &a->curve, a->coordinator_key);
+	zsock_set_maxmsgsize(s, WIRE_MAX_FRAME);
+	zsock_set_reconnect_ivl(s, BACKOFF_BASE_MS);
+	zsock_set_reconnect_ivl_max(s, BACKOFF_MAX_MS);
+	zsock_set_subscribe(s, a->opts->node_id);
+	zsock_set_subscribe(s, "*");
+	if (zsock_connect(s, "%s", a->doorbell_ep) < 0) {
+		log_error("cannot connect to the doorbell endpoint %s: %s",
+		    a->doorbell_ep, zmq_strerror(zmq_errno()));
+		zsock_destroy(&s);
+		return -EINVAL;
+	}
+	if (a->sub) {
+		zloop_reader_end(a->loop, a->sub);
+		zsock_destroy(&a->sub);
+	}
+	a->sub = s;
+	zloop_reader(a->loop, a->sub, on_doorbell, a);
+	return 0;
+}
+
 static void
 act_welcomed(agent_t *a)
 {
+	if (a->refusal_code && subscribe(a) < 0)
+		log_warning("no doorbells until the next session: heartbeats "
+		            "carry the generation meanwhile");
 	a->refusal_code = 0;
 	log_info("connected to the coordinator at %s", a->opts->coordinator);
 	record(a, "coordinator.connected", "connected to %s",
@@ -1408,22 +1447,10 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 		if (r < 0)
 			goto fail;
 	}
-	a->sub = zsock_new(ZMQ_SUB);
-	zsock_set_linger(a->sub, 0);
-	curve_client(a->sub, &a->curve, a->coordinator_key);
-	zsock_set_maxmsgsize(a->sub, WIRE_MAX_FRAME);
-	zsock_set_reconnect_ivl(a->sub, BACKOFF_BASE_MS);
-	zsock_set_reconnect_ivl_max(a->sub, BACKOFF_MAX_MS);
-	zsock_set_subscribe(a->sub, opts->node_id);
-	zsock_set_subscribe(a->sub, "*");
-	if (zsock_connect(a->sub, "%s", a->doorbell_ep) < 0) {
-		log_error("cannot connect to the doorbell endpoint %s: %s",
-		    a->doorbell_ep, zmq_strerror(zmq_errno()));
-		r = -EINVAL;
-		goto fail;
-	}
 	a->loop = zloop_new();
-	zloop_reader(a->loop, a->sub, on_doorbell, a);
+	r = subscribe(a);
+	if (r < 0)
+		goto fail;
 	zloop_timer(a->loop, (size_t)opts->heartbeat_ms, 0, on_tick, a);
 	zloop_timer(a->loop, STATUS_MS, 0, on_status_timer, a);
 	{

@@ -75,7 +75,7 @@ EOF
 
 # -- enrollment ------------------------------------------------------------
 agent "$A" $(agent_keys)
-agent "$B" --coordinator-key "$SCRATCH/coord/coordinator.pub"
+agent "$B" --coordinator-key "$SCRATCH/coord/coordinator.pub" --log-level debug
 wait_for 20 node_is "$A" online
 ok $? "an agent with the enrollment token is accepted and comes online"
 check "  its key shows as accepted by the token" \
@@ -125,6 +125,8 @@ check "the audit log names the operator who accepted it" \
 spec "$SCRATCH/v2.yaml" two
 remote --key "$SCRATCH/alice" apply -f "$SCRATCH/v2.yaml" >/dev/null
 ok $? "alice applies revision 2 over the remote endpoint"
+wait_for 20 grep -q "doorbell: generation" "$SCRATCH/$B.log"
+ok $? "the node accepted after waiting gets doorbells (it subscribed again)"
 check "  the rollout records alice's operator key as its author" \
 	json_ok '.[0].started_by | test("operator alice, key ")' shoalctl history iris --rollouts --json
 echo "$(jq -r .key "$SCRATCH/mallory.json") mallory" >>"$SCRATCH/operators"
