@@ -1,0 +1,2 @@
+*ò'‚$
+"/var/backups/shoal/coordinator.mdb

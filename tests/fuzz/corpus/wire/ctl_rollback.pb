@@ -1,0 +1,2 @@
+*ò$Z"
+irisbad weights"ops@console

@@ -1,0 +1,2 @@
+*òR
+irisops@console

@@ -1,0 +1,2 @@
+*ò'j%
+rolemodelnightly"ops@console

@@ -1,0 +1,1 @@
+*¢-øÿÿÿÿÿÿÿ hello.heartbeat_ms: out of range

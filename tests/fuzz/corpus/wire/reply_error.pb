@@ -1,0 +1,1 @@
+*ú"øÿÿÿÿÿÿÿno such service: iris
