@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite, from a fresh Debian 12 machine: installs what is
 # needed, builds, runs `make check` (unit and integration tests), `make
-# memcheck` (the unit tests under valgrind), and the whole suite again on an
-# ASan/UBSan build made from the distribution files (so a file missing from
-# the tarball shows up here too). .ci/run calls this.
+# memcheck` (the unit tests under valgrind), a bounded fuzz run of the
+# parsers (scripts/fuzz.sh), and the whole suite again on an ASan/UBSan
+# build made from the distribution files (so a file missing from the
+# tarball shows up here too). .ci/run calls this.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -50,6 +51,12 @@ fi
 echo "== make memcheck"
 make -s memcheck || { status=1; show_failures .; }
 
+# The parsers of what peers and operators send, under libFuzzer for a
+# bounded time (about 60 s a harness, 3 minutes in all).
+echo "== fuzz: scripts/fuzz.sh 60"
+fuzz_failed=0
+./scripts/fuzz.sh 60 || { status=1; fuzz_failed=1; }
+
 echo "== make check with --enable-sanitizers"
 rm -rf _asan
 make -s distdir distdir=_asan >/dev/null
@@ -82,6 +89,11 @@ if [ "$failed" -ne 0 ]; then
 	done
 	[ -f tests/integration/unprivileged.out ] &&
 		grep '^not ok' tests/integration/unprivileged.out | sed 's/^/as nobody: /'
+fi
+if [ "$fuzz_failed" -ne 0 ]; then
+	echo "== fuzz findings (replay: tests/fuzz/build/fuzz_NAME FILE)"
+	cat tests/fuzz/build/run/failures 2>/dev/null ||
+		echo "scripts/fuzz.sh failed before fuzzing; see its output above"
 fi
 echo "check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || status=1
