@@ -763,6 +763,29 @@ wire_validate(const Shoal__Envelope *env, const char **ret_why)
 	}
 }
 
+/*
+ * protobuf-c 1.4 accepts field number 0 written as a long varint tag
+ * (80 00) and keeps it as an unknown field, but packs it short and then
+ * refuses its own output: a message that passed here would abort whoever
+ * copies or stores it (wire_copy, a stored report read back). Whatever we
+ * accept must decode again once re-encoded, unknown fields and all.
+ */
+static bool
+survives_repacking(const Shoal__Envelope *env)
+{
+	size_t n = shoal__envelope__get_packed_size(env);
+	uint8_t *buf = xmalloc(n ? n : 1);
+	Shoal__Envelope *again;
+
+	shoal__envelope__pack(env, buf);
+	again = shoal__envelope__unpack(NULL, n, buf);
+	free(buf);
+	if (!again)
+		return false;
+	shoal__envelope__free_unpacked(again, NULL);
+	return true;
+}
+
 int
 wire_unpack(const void *buf, size_t len, Shoal__Envelope **ret_env,
     const char **ret_why)
@@ -783,6 +806,10 @@ wire_unpack(const void *buf, size_t len, Shoal__Envelope **ret_env,
 		return SHOAL_E_MALFORMED;
 	}
 	r = wire_validate(env, ret_why);
+	if (r == 0 && !survives_repacking(env)) {
+		*ret_why = "protobuf decoding: does not decode once re-encoded";
+		r = SHOAL_E_MALFORMED;
+	}
 	if (r < 0) {
 		shoal__envelope__free_unpacked(env, NULL);
 		return r;
