@@ -519,6 +519,9 @@ curve_zap_destroy(curve_zap_t **zp)
 		return;
 	if (z->loop)
 		zloop_reader_end(z->loop, z->sock);
+	/* Closing a socket frees its inproc name later, on libzmq's reaper
+	 * thread; unbinding frees it now, so a new handler can bind. */
+	zsock_unbind(z->sock, "%s", ZAP_ENDPOINT);
 	zsock_destroy(&z->sock);
 	free(z);
 	*zp = NULL;
