@@ -4,7 +4,8 @@
  * wire_pack() and wire_frame(), and every kind of bad frame refused with an
  * error code and a reason, never a crash: oversized (refused before
  * decoding), random bytes, mutated and truncated frames, a wrong protocol
- * version, a missing body and fields that break their rules.
+ * version, a missing body and fields that break their rules (among them
+ * the enrollment token and the keys requests and replies).
  */
 #include "autoconf.h"
 
@@ -1055,6 +1056,126 @@ test_operation_messages(void)
 	    "a snapshot restore of a bad snapshot id");
 }
 
+/* Enrollment: the token in a hello, the keys requests and replies. */
+static void
+test_key_messages(void)
+{
+	Shoal__Envelope env;
+	Shoal__ControlRequest cr = SHOAL__CONTROL_REQUEST__INIT;
+	Shoal__ListKeys lk = SHOAL__LIST_KEYS__INIT;
+	Shoal__KeyControl kc = SHOAL__KEY_CONTROL__INIT;
+	Shoal__ControlReply rep = SHOAL__CONTROL_REPLY__INIT;
+	Shoal__NodeKey nk = SHOAL__NODE_KEY__INIT, *nkp[1] = { &nk };
+	char *text = xcalloc(1, WIRE_MAX_STRING + 2);
+	static const char key[] = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+
+	memset(text, 't', WIRE_MAX_STRING);
+	make_hello(&env);
+	hello.enroll_token = text;
+	ok(accepted(&env), "a hello with an enroll token of WIRE_MAX_STRING");
+	text[WIRE_MAX_STRING] = 't';
+	refused_why(&env, SHOAL_E_INVALID, "hello.enroll_token",
+	    "a hello with an enroll token over WIRE_MAX_STRING");
+	hello.enroll_token = "token\x1b[2J-with-escape";
+	refused_why(&env, SHOAL_E_INVALID, "hello.enroll_token",
+	    "an enroll token with a control character");
+
+	make_hello(&env);
+	env.node_id = "";
+	env.body_case = SHOAL__ENVELOPE__BODY_CONTROL_REQUEST;
+	env.control_request = &cr;
+	cr.req_case = SHOAL__CONTROL_REQUEST__REQ_LIST_KEYS;
+	cr.list_keys = &lk;
+	ok(accepted(&env), "list_keys of every node (empty node)");
+	lk.node = "gpu-01";
+	ok(accepted(&env), "list_keys of one node");
+	lk.node = "bad id";
+	refused_why(&env, SHOAL_E_INVALID, "list_keys.node",
+	    "list_keys of a bad node id");
+	lk.node = "../etc";
+	refused_why(&env, SHOAL_E_INVALID, "list_keys.node",
+	    "list_keys of a path");
+
+	cr.req_case = SHOAL__CONTROL_REQUEST__REQ_KEY_CONTROL;
+	cr.key_control = &kc;
+	kc.node = "gpu-01";
+	kc.action = SHOAL__KEY_CONTROL__ACTION__ACCEPT;
+	kc.requested_by = "ops@host";
+	ok(accepted(&env), "key_control accept");
+	kc.action = SHOAL__KEY_CONTROL__ACTION__DELETE;
+	kc.key = (char *)key;
+	ok(accepted(&env), "key_control delete of a given 40-character key");
+	kc.node = "";
+	refused_why(&env, SHOAL_E_INVALID, "key_control.node",
+	    "key_control of no node");
+	kc.node = "gpu 01";
+	refused_why(&env, SHOAL_E_INVALID, "key_control.node",
+	    "key_control of a bad node id");
+	kc.node = "gpu-01";
+	kc.action = (Shoal__KeyControl__Action)3;
+	refused_why(&env, SHOAL_E_INVALID, "key_control.action",
+	    "key_control action 3 (out of range)");
+	kc.action = (Shoal__KeyControl__Action)-1;
+	refused_why(&env, SHOAL_E_INVALID, "key_control.action",
+	    "key_control action -1 (out of range)");
+	kc.action = SHOAL__KEY_CONTROL__ACTION__REJECT;
+	kc.key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf";
+	refused_why(&env, SHOAL_E_INVALID, "key_control.key",
+	    "key_control with a key of 39 characters");
+	kc.key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7x";
+	refused_why(&env, SHOAL_E_INVALID, "key_control.key",
+	    "key_control with a key of 41 characters");
+	kc.key = "";
+	ok(accepted(&env), "key_control without a key (any key)");
+	text[WIRE_MAX_STRING] = '\0';
+	kc.requested_by = text;
+	ok(accepted(&env), "requested_by of WIRE_MAX_STRING");
+	text[WIRE_MAX_STRING] = 'r';
+	refused_why(&env, SHOAL_E_INVALID, "key_control.requested_by",
+	    "requested_by over WIRE_MAX_STRING");
+	kc.requested_by = "ops\x1b[2J";
+	refused_why(&env, SHOAL_E_INVALID, "key_control.requested_by",
+	    "requested_by with a control character");
+
+	make_hello(&env);
+	env.body_case = SHOAL__ENVELOPE__BODY_CONTROL_REPLY;
+	env.control_reply = &rep;
+	rep.keys = nkp;
+	rep.n_keys = 1;
+	nk.node = "gpu-01";
+	nk.key = (char *)key;
+	nk.state = "pending";
+	nk.by = "enrollment token";
+	nk.address = "10.0.0.1";
+	{
+		Shoal__Envelope *out = via_frame(&env);
+
+		ok(out && out->control_reply->n_keys == 1 &&
+		        strcmp(out->control_reply->keys[0]->node, "gpu-01") ==
+		            0 &&
+		        strcmp(out->control_reply->keys[0]->key, key) == 0 &&
+		        strcmp(out->control_reply->keys[0]->by,
+		            "enrollment token") == 0,
+		    "a control reply with a key round-trips");
+		if (out)
+			shoal__envelope__free_unpacked(out, NULL);
+	}
+	nk.node = "bad id";
+	refused_why(&env, SHOAL_E_INVALID, "control_reply.keys",
+	    "a control reply with a key of a bad node id");
+	nk.node = "";
+	refused_why(&env, SHOAL_E_INVALID, "control_reply.keys",
+	    "a control reply with a key of no node");
+	nk.node = "gpu-01";
+	nk.by = "ops\x1b[2J";
+	refused_why(&env, SHOAL_E_INVALID, "control_reply.keys",
+	    "a control reply with a control character in by");
+	nk.by = "";
+	rep.n_keys = 0;
+	ok(accepted(&env), "a control reply with no keys");
+	free(text);
+}
+
 int
 main(void)
 {
@@ -1067,5 +1188,6 @@ main(void)
 	test_text();
 	test_clean();
 	test_numbers();
+	test_key_messages();
 	return done_testing();
 }
