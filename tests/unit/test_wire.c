@@ -1176,6 +1176,43 @@ test_key_messages(void)
 	free(text);
 }
 
+/*
+ * fuzz_wire's finding: field number 0 in a long tag (81 00) inside a
+ * StatusReport decodes with protobuf-c 1.4 but not once re-encoded; it
+ * used to be accepted, and the coordinator aborted reading it back from its
+ * store. A legal unknown field (number 99) must still pass: newer peers
+ * may send fields this one does not know.
+ */
+static void
+test_field_zero(void)
+{
+	static const uint8_t bad[] = { 0x08, 0x01, 0x12, 0x06, 'g', 'p', 'u',
+		'-', '0', '1', 0xaa, 0x01, 0x0a, 0x81, 0x00, 0, 0, 0, 0, 0, 0,
+		0, 0 };
+	/* version 1, node "gpu-01", an empty status report, and field 99
+	 * (varint 7) the schema does not have */
+	static const uint8_t unknown[] = { 0x08, 0x01, 0x12, 0x06, 'g', 'p',
+		'u', '-', '0', '1', 0xaa, 0x01, 0x00, 0x98, 0x06, 0x07 };
+	Shoal__Envelope *env = NULL;
+	const char *why = NULL;
+	int r;
+
+	ok(shoal__envelope__unpack(NULL, sizeof bad, bad) != NULL,
+	    "protobuf-c itself decodes the field-0 frame (else this test "
+	    "checks nothing)");
+	r = wire_unpack(bad, sizeof bad, &env, &why);
+	is_int(r, SHOAL_E_MALFORMED,
+	    "wire_unpack refuses field 0 in a long tag");
+	ok(why && strstr(why, "re-encoded"),
+	    "  saying it does not survive "
+	    "re-encoding");
+	env = NULL;
+	r = wire_unpack(unknown, sizeof unknown, &env, &why);
+	is_int(r, 0, "an unknown field of a legal number is still accepted");
+	if (env)
+		shoal__envelope__free_unpacked(env, NULL);
+}
+
 int
 main(void)
 {
@@ -1189,5 +1226,6 @@ main(void)
 	test_clean();
 	test_numbers();
 	test_key_messages();
+	test_field_zero();
 	return done_testing();
 }
