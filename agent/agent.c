@@ -160,6 +160,7 @@ struct agent {
 	curve_keys_t curve;                      /* this node's key pair */
 	char coordinator_key[CURVE_KEY_LEN + 1]; /* pinned */
 	int refusal_code; /* the coordinator's last word on our key */
+	int denied;       /* refused: back off at the next tick */
 	store_t *store;
 	outbox_t *outbox;
 	hostinfo_t *host;
@@ -1024,7 +1025,9 @@ subscribe(agent_t *a)
 static void
 act_welcomed(agent_t *a)
 {
-	if (a->refusal_code && subscribe(a) < 0)
+	/* Every session: a subscription made while the key was unknown
+	 * (accepted just now by the token, say) was refused for good. */
+	if (subscribe(a) < 0)
 		log_warning("no doorbells until the next session: heartbeats "
 		            "carry the generation meanwhile");
 	a->refusal_code = 0;
@@ -1081,6 +1084,13 @@ act_disconnect(agent_t *a)
 		zloop_reader_end(a->loop, a->dealer);
 		zsock_destroy(&a->dealer);
 	}
+	if (a->state == S_HELLO && !a->refusal_code &&
+	    (a->attempt == 0 || a->attempt % 10 == 9))
+		log_warning("no answer from the coordinator at %s (attempt "
+		            "%u): is it running, and is %s its key? (it "
+		            "refuses a rejected node's key without a word)",
+		    a->opts->coordinator, a->attempt + 1,
+		    a->opts->coordinator_key);
 	if (a->state == S_ONLINE) {
 		log_warning("lost the coordinator at %s: no reply for %llums",
 		    a->opts->coordinator,
@@ -1147,7 +1157,10 @@ on_tick(zloop_t *loop, int timer_id, void *arg)
 	agent_t *a = arg;
 	uint64_t silence = MISSED_REPLIES * a->opts->heartbeat_ms;
 
-	if (a->state != S_IDLE && mono_ms() - a->last_rx_mono > silence)
+	if (a->state == S_HELLO && a->denied) {
+		a->denied = 0;
+		fire(a, E_SILENT);
+	} else if (a->state != S_IDLE && mono_ms() - a->last_rx_mono > silence)
 		fire(a, E_SILENT);
 	else
 		fire(a, E_TICK);
@@ -1176,6 +1189,13 @@ key_refused(agent_t *a, int code, const char *why)
 	}
 	if (a->state == S_ONLINE)
 		fire(a, E_FORGOTTEN);
+	else if (a->state == S_HELLO && code == SHOAL_E_DENIED)
+		/* Saying Hello again at every tick changes nothing: at the
+		 * next tick (not here, inside the socket's own handler) go
+		 * away and come back with the backoff, through a new
+		 * handshake, which the coordinator refuses if the key is
+		 * rejected. */
+		a->denied = 1;
 }
 
 static void

@@ -192,8 +192,47 @@ ring(coordinator_t *c, const char *node_id, uint64_t generation)
 	env.doorbell = &bell;
 	zmsg_addstr(msg, node_id);
 	zmsg_append(msg, &(zframe_t *){ wire_frame(&env) });
-	if (zmsg_send(&msg, c->pub) < 0)
+	if (!c->pub || zmsg_send(&msg, c->pub) < 0)
 		zmsg_destroy(&msg);
+}
+
+/*
+ * Drops every doorbell subscriber: a key's handshake is checked once, so a
+ * node rejected or deleted would otherwise keep its subscription. The
+ * accepted ones reconnect at once and are let in again; they miss nothing
+ * (doorbells are only hints: heartbeat replies carry the generation).
+ */
+static void
+rebind_doorbells(coordinator_t *c)
+{
+	char *ep = NULL;
+	zsock_t *s;
+
+	if (c->pub) {
+		ep = zsock_last_endpoint(c->pub);
+		if (ep)
+			zsock_unbind(c->pub, "%s", ep);
+		zsock_destroy(&c->pub);
+		free(ep);
+	}
+	s = zsock_new(ZMQ_PUB);
+	if (!s)
+		abort();
+	zsock_set_linger(s, 0);
+	curve_server(s, &c->curve, ZAP_DOORBELLS);
+	zsock_set_maxmsgsize(s, WIRE_MAX_FRAME);
+	/* The old listener closes in libzmq's I/O thread, a moment later. */
+	for (int i = 0; i < 100; i++) {
+		if (zsock_bind(s, "%s", c->opts->publish) >= 0) {
+			c->pub = s;
+			return;
+		}
+		zclock_sleep(10);
+	}
+	log_error("cannot bind the doorbell endpoint %s again: %s; agents "
+	          "learn of changes from heartbeat replies until a restart",
+	    c->opts->publish, zmq_strerror(zmq_errno()));
+	zsock_destroy(&s);
 }
 
 /* services_ring_fn: a node's desired state changed. */
@@ -703,7 +742,13 @@ refused(Shoal__ControlReply *rep, int r, const char *what, const char *name,
 static char *
 actor(const char *claim, const char *who)
 {
-	return xasprintf("%s%s(%s)", claim, claim[0] ? " " : "", who);
+	/* The verified part first, whole; the claim is cut so the record
+	 * stays within the wire's string cap (readers check it). */
+	int room = WIRE_MAX_STRING - 1 - (int)strlen(who) - 5;
+
+	if (!claim[0] || room <= 0)
+		return xasprintf("%.*s", WIRE_MAX_STRING - 1, who);
+	return xasprintf("%s, as %.*s", who, room, claim);
 }
 
 static void
@@ -869,6 +914,8 @@ key_control(coordinator_t *c, const Shoal__KeyControl *kc, const char *who,
 	    shortkey, verbs[kc->action], by);
 	audit(c, kc->node, kinds[kc->action], "key %s %s by %s", shortkey,
 	    verbs[kc->action], by);
+	if (kc->action != SHOAL__KEY_CONTROL__ACTION__ACCEPT)
+		rebind_doorbells(c);
 	free(by);
 	rep->keys = xcalloc(1, sizeof *rep->keys);
 	rep->keys[0] = *ret_key;
@@ -997,6 +1044,15 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 		}
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_BACKUP:
+		/* It writes a file wherever it is told, as the coordinator's
+		 * user: for the local socket's root and shoal group only. */
+		if (strcmp(who, "local") != 0) {
+			rep->code = SHOAL_E_DENIED;
+			rep->error = xstrdup(
+			    "backup create writes a file on the coordinator's "
+			    "host: only on its local control socket");
+			break;
+		}
 		backup(c, req->backup, rep);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_GET_NODE:
@@ -1045,13 +1101,20 @@ static int
 control_identity(coordinator_t *c, zsock_t *sock, const char *user_id,
     char *who, size_t len)
 {
+	char name[64], err[512], shortkey[9];
+
 	if (sock == c->control && !c->control_curve) {
 		snprintf(who, len, "local");
 		return 1;
 	}
-	if (!user_id[0])
+	/* The handshake admitted the key; the allow-list may have lost it
+	 * since, and a connection outlives an edit: ask again. */
+	if (!curve_key_valid(user_id) ||
+	    !keyring_operator(c->keys, user_id, name, sizeof name, err,
+	        sizeof err))
 		return 0;
-	snprintf(who, len, "%s", user_id);
+	snprintf(who, len, "operator %s, key %s", name,
+	    curve_key_short(user_id, shortkey));
 	return 1;
 }
 
@@ -1092,9 +1155,10 @@ on_control_readable(zloop_t *loop, zsock_t *sock, void *arg)
 		goto out;
 	}
 	if (!control_identity(c, sock, payload_user, who, sizeof who)) {
-		complain(c, "control", SHOAL_E_DENIED, "no operator key");
+		complain(c, "control", SHOAL_E_DENIED,
+		    "a key not on the operator allow-list (any more)");
 		reply_error(c, sock, msg, SHOAL_E_DENIED,
-		    "this connection has no operator key");
+		    "this connection's key is not on the operator allow-list");
 		goto out;
 	}
 	rep.error = NULL; /* control_request() sets it only on failure */
@@ -1234,8 +1298,7 @@ zap_decide(const char *domain, const char *address, const char *key,
 			complain_handshake(c, "control", why);
 			return 0;
 		}
-		snprintf(user_id, CURVE_USER_ID_MAX, "operator %s, key %s",
-		    name, shortkey);
+		snprintf(user_id, CURVE_USER_ID_MAX, "%s", key);
 		return 1;
 	}
 	snprintf(why, whylen, "unknown ZAP domain '%s'", domain);
@@ -1494,9 +1557,10 @@ load_own_keys(coordinator_t *c)
 		if (curve_keys_load(secret, &files, err, sizeof err) < 0 ||
 		    strcmp(files.public_key, stored.public_key) != 0) {
 			if (access(secret, F_OK) == 0)
-				log_warning("%s does not hold the key in the "
-				            "state store (restored from a "
-				            "backup?): rewritten from the store",
+				log_warning(
+				    "%s does not hold the key in the "
+				    "state store (restored from a "
+				    "backup?): rewritten from the store",
 				    secret);
 			r = curve_keys_save(secret, public, &stored, err,
 			    sizeof err);

@@ -199,7 +199,7 @@ keyring_enrol(keyring_t *kr, const char *node, const char *key,
 	const Shoal__NodeKey *k = keyring_by_key(kr, key);
 	Shoal__NodeKey nk = SHOAL__NODE_KEY__INIT;
 	char a[9], b[9];
-	int r;
+	int r, takeover;
 
 	if (k && strcmp(k->node, node) != 0) {
 		snprintf(why, whylen,
@@ -208,6 +208,13 @@ keyring_enrol(keyring_t *kr, const char *node, const char *key,
 		*ret_verdict = KEYRING_REFUSED;
 		return 0;
 	}
+	/* A pending binding proves nothing: anyone may have asked for the
+	 * id first. The token does prove something, and takes it over. */
+	takeover = e && strcmp(e->key, key) != 0 && token_ok &&
+	    strcmp(e->state, "pending") == 0;
+
+	if (takeover)
+		e = NULL; /* store_entry() replaces it, both indexes too */
 	if (e && strcmp(e->key, key) != 0) {
 		snprintf(why, whylen,
 		    "node '%s' is bound to another key (%s, %s), not to %s: "

@@ -16,6 +16,7 @@
 #include <czmq.h>
 
 #include "common/cli.h"
+#include "common/curve.h"
 #include "common/error.h"
 #include "common/httpd.h"
 #include "common/log.h"
@@ -149,6 +150,9 @@ apply_flags(int argc, char **argv, coord_options_t *o)
 			cli_set_string(&o->remote_control, optarg);
 			break;
 		case OPT_ENROLL_TOKEN:
+			if (!curve_token_valid(optarg))
+				return cli_bad_value(PROG, "--enroll-token",
+				    optarg, CURVE_TOKEN_EXPECT);
 			cli_set_string(&o->enroll_token, optarg);
 			break;
 		case OPT_OPERATOR_KEYS:

@@ -124,9 +124,10 @@ keys_control(ctl_t *c, int argc, char **argv, Shoal__KeyControl__Action action)
 		"handshakes are\nrefused until the key is deleted.\n",
 		"Usage: shoalctl keys delete NODE [--key KEY] [--json]\n"
 		"Forget NODE's key: its agent is cut off at once; if it "
-		"connects again, its\nkey waits as pending. A node that got a "
-		"new key (a new state dir) needs\nthis before the new key can "
-		"enrol.\n",
+		"connects again, its\nkey waits as pending (or is accepted "
+		"again if it holds the enrollment\ntoken: reject keeps it "
+		"out). A node that got a new key (a new state dir)\nneeds "
+		"this before the new key can enrol.\n",
 	};
 	static const struct option extra[] = {
 		{ "key", required_argument, NULL, 'k' },

@@ -37,6 +37,9 @@ wait_for 10 test -S "$SCRATCH/control.sock"
 ok $? "the coordinator starts"
 check "it wrote its public key for the agents" grep -q 'public-key = "' "$SCRATCH/coord/coordinator.pub"
 check "its secret key is mode 0600" test "$(stat -c %a "$SCRATCH/coord/coordinator.key")" = 600
+shoal-coordinator -c /dev/null --enroll-token short --state-dir "$SCRATCH/x" 2>"$SCRATCH/err.txt"
+[ $? -eq 2 ] && grep -q -- "--enroll-token" "$SCRATCH/err.txt"
+ok $? "a short enrollment token is a usage error"
 check "the local control socket is mode 0660 (root and the shoal group)" \
 	test "$(stat -c %a "$SCRATCH/control.sock")" = 660
 
@@ -132,6 +135,13 @@ check "  the rollout records alice's operator key as its author" \
 echo "$(jq -r .key "$SCRATCH/mallory.json") mallory" >>"$SCRATCH/operators"
 remote --key "$SCRATCH/mallory" nodes >/dev/null
 ok $? "an operator added to the allow-list is let in without a restart"
+remote --key "$SCRATCH/mallory" backup create "$SCRATCH/remote-backup.mdb" >/dev/null 2>"$SCRATCH/err.txt"
+[ $? -ne 0 ] && grep -q "only on its local control socket" "$SCRATCH/err.txt" &&
+	[ ! -e "$SCRATCH/remote-backup.mdb" ]
+ok $? "backup create (it writes a file on the coordinator's host) is refused remotely"
+grep -v mallory "$SCRATCH/operators" >"$SCRATCH/operators.new" && mv "$SCRATCH/operators.new" "$SCRATCH/operators"
+remote --key "$SCRATCH/mallory" nodes >/dev/null 2>&1
+ok $((! $?)) "an operator taken off the allow-list is refused at once"
 
 # -- the local socket: root and the shoal group only -------------------------
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
@@ -175,7 +185,7 @@ check "an agent without the coordinator's key gets nowhere (never enrols)" \
 # -- no plaintext on the wire -------------------------------------------------
 if command -v tcpdump >/dev/null && [ "$(id -u)" -eq 0 ]; then
 	MARKER="plaintext-marker-$$-$RANDOM"
-	tcpdump -i lo -U -n -Z root -w "$SCRATCH/cap.pcap" "tcp port $PORT or tcp port $((PORT + 1))" \
+	tcpdump -i lo -U --immediate-mode -n -Z root -w "$SCRATCH/cap.pcap" "tcp port $PORT or tcp port $((PORT + 1))" \
 		2>"$SCRATCH/tcpdump.log" &
 	TCPDUMP=$!
 	PIDS="$PIDS $TCPDUMP"
@@ -185,7 +195,7 @@ if command -v tcpdump >/dev/null && [ "$(id -u)" -eq 0 ]; then
 	want=$(generation_of "$A")
 	wait_for 20 reached "$A" "$want"
 	ok $? "the agent receives a spec while tcpdump captures the agent port"
-	sleep 0.5
+	sleep 1
 	kill -INT "$TCPDUMP"
 	wait "$TCPDUMP" 2>/dev/null
 	packets=$(tcpdump -r "$SCRATCH/cap.pcap" -n 2>/dev/null | wc -l)
