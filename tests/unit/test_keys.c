@@ -640,6 +640,38 @@ test_operators(keyring_t *kr)
 	free(missing);
 }
 
+/* The token takes a node id over from a pending key of another (anyone
+ * may ask for an id first), never from an accepted or rejected one. */
+static void
+test_takeover(keyring_t *kr)
+{
+	pubkey_t squatter = new_key(), real = new_key(), third = new_key();
+	const Shoal__NodeKey *e;
+	Shoal__NodeKey *copy;
+	size_t before;
+	char why[512];
+	int r;
+
+	is_int(enrol(kr, "taken", squatter.pub, 0, &r, why, sizeof why),
+	    KEYRING_PENDING, "a squatter's key asks for node 'taken'");
+	before = keyring_pending(kr);
+	is_int(enrol(kr, "taken", real.pub, 0, &r, why, sizeof why),
+	    KEYRING_REFUSED, "without the token another key is refused");
+	is_int(enrol(kr, "taken", real.pub, 1, &r, why, sizeof why),
+	    KEYRING_ACCEPTED, "with the token it takes the pending id over");
+	e = keyring_by_node(kr, "taken");
+	ok(e && strcmp(e->key, real.pub) == 0, "  the node is bound to it");
+	ok(!keyring_by_key(kr, squatter.pub), "  the squatter's key is gone");
+	is_int((long long)keyring_pending(kr), (long long)before - 1,
+	    "  one fewer key waits");
+	is_int(enrol(kr, "taken", third.pub, 1, &r, why, sizeof why),
+	    KEYRING_REFUSED, "an accepted id is not taken over, token or not");
+	/* Leave the keyring as it was for the tests after. */
+	if (keyring_control(kr, "taken", SHOAL__KEY_CONTROL__ACTION__DELETE,
+	        NULL, "test", &copy, why, sizeof why) == 0)
+		shoal__node_key__free_unpacked(copy, NULL);
+}
+
 int
 main(void)
 {
@@ -657,6 +689,7 @@ main(void)
 	if (!kr)
 		return done_testing();
 	test_enrol(kr, &k1);
+	test_takeover(kr);
 	test_cap(kr);
 	test_list(kr);
 	test_reopen(&store, &kr, k1.pub);
