@@ -67,9 +67,10 @@ curve_key_short(const char *key, char buf[9])
 	return buf;
 }
 
-/* Reads a key file of at most KEY_FILE_MAX bytes into a string. */
+/* Reads a key file of at most KEY_FILE_MAX bytes into a string; with
+ * ret_st, also what fstat() says of the very file read. */
 static int
-slurp(const char *path, char **ret)
+slurp(const char *path, char **ret, struct stat *ret_st)
 {
 	char *buf = NULL;
 	ssize_t n;
@@ -77,6 +78,11 @@ slurp(const char *path, char **ret)
 
 	if (fd < 0)
 		return -errno;
+	if (ret_st && fstat(fd, ret_st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
 	buf = xmalloc(KEY_FILE_MAX + 1);
 	n = read(fd, buf, KEY_FILE_MAX + 1);
 	if (n < 0)
@@ -85,6 +91,7 @@ slurp(const char *path, char **ret)
 		r = SHOAL_E_INVALID;
 	close(fd);
 	if (r < 0) {
+		explicit_bzero(buf, KEY_FILE_MAX + 1);
 		free(buf);
 		return r;
 	}
@@ -151,14 +158,14 @@ read_secret(const char *path, curve_keys_t *k, char *err, size_t errlen)
 	char again[CURVE_KEY_LEN + 1];
 	int r;
 
-	r = slurp(path, &text);
+	r = slurp(path, &text, &st);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the key file %s: %s", path,
 		    r == SHOAL_E_INVALID ? "larger than a key file"
 		                         : shoal_strerror(r));
 		return r;
 	}
-	if (stat(path, &st) == 0 && (st.st_mode & 077)) {
+	if (st.st_mode & 077) {
 		snprintf(err, errlen,
 		    "the secret key file %s may be read by others (mode %04o): "
 		    "chmod 600 %s",
@@ -169,6 +176,7 @@ read_secret(const char *path, curve_keys_t *k, char *err, size_t errlen)
 	r = zpl_key(text, "public-key", k->public_key);
 	if (r == 0)
 		r = zpl_key(text, "secret-key", k->secret_key);
+	explicit_bzero(text, strlen(text));
 	free(text);
 	if (r < 0) {
 		snprintf(err, errlen,
@@ -207,15 +215,32 @@ write_file(const char *path, const char *text, mode_t mode)
 		r = -errno;
 		goto out;
 	}
+	errno = 0;
 	if (fchmod(fd, mode) < 0 || write(fd, text, len) != (ssize_t)len ||
 	    fsync(fd) < 0)
-		r = errno ? -errno : -EIO;
+		r = errno ? -errno : -EIO; /* a short write sets no errno */
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r == 0 && rename(tmp, path) < 0)
 		r = -errno;
 	if (r < 0)
 		unlink(tmp);
+	if (r == 0) {
+		/* The rename itself: a key lost in a crash would make the
+		 * node a stranger to the coordinator that accepted it. */
+		char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+		int dfd;
+
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		dfd =
+		    open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		free(dir);
+	}
 out:
 	free(tmp);
 	return r;
@@ -260,7 +285,8 @@ curve_keys_check(const curve_keys_t *k)
 {
 	char again[CURVE_KEY_LEN + 1];
 
-	if (!curve_key_valid(k->public_key) || !curve_key_valid(k->secret_key) ||
+	if (!curve_key_valid(k->public_key) ||
+	    !curve_key_valid(k->secret_key) ||
 	    zmq_curve_public(again, k->secret_key) != 0)
 		return SHOAL_E_INVALID;
 	return strcmp(again, k->public_key) == 0 ? 0 : SHOAL_E_INVALID;
@@ -358,7 +384,7 @@ curve_public_load(const char *path, char ret[CURVE_KEY_LEN + 1], char *err,
 {
 	char *text, key[CURVE_KEY_LEN + 1];
 	size_t len;
-	int r = slurp(path, &text);
+	int r = slurp(path, &text, NULL);
 
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the key file %s: %s", path,

@@ -531,8 +531,19 @@ on_event(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__EventAck ack = SHOAL__EVENT_ACK__INIT;
+	Shoal__Event *ev = in->event;
 	int r;
 
+	/* An agent's event must not pass for one of the coordinator's
+	 * (its audit log): those kinds are stored marked as the agent's. */
+	if (strncmp(ev->kind, "key.", 4) == 0 ||
+	    strncmp(ev->kind, "rollout.", 8) == 0) {
+		char *kind =
+		    xasprintf("agent.%.*s", WIRE_MAX_STRING - 8, ev->kind);
+
+		free(ev->kind); /* unpacked with the default allocator */
+		ev->kind = kind;
+	}
 	r = registry_event(c->reg, in->node_id, in->event, &ack.seq);
 	if (r < 0) {
 		/* Not acknowledged: the agent keeps it and sends it again. */
