@@ -1351,8 +1351,10 @@ bind_socket(coordinator_t *c, zsock_t **ret, int type, const char *what,
 	 * libzmq drops a peer that sends a frame above the cap before it is
 	 * buffered, and queues at most PEER_HWM messages per peer. Both
 	 * bound frames, not messages: a peer may still send one message of
-	 * endless parts, which libzmq buffers until the last one. Only
-	 * authenticated peers close that (CurveZMQ enrollment, issue 8).
+	 * endless parts, which libzmq buffers until the last one. CurveZMQ
+	 * does not close that: an unknown key may connect to enrol, so any
+	 * peer that can reach the port still can, once per connection.
+	 * Firewall the agent port to the fleet's hosts.
 	 */
 	zsock_set_maxmsgsize(s, WIRE_MAX_FRAME);
 	zsock_set_rcvhwm(s, PEER_HWM);
