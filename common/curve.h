@@ -91,6 +91,7 @@ typedef struct curve_zap curve_zap_t;
  */
 int curve_zap_new(zloop_t *loop, curve_zap_fn decide, void *arg,
     curve_zap_t **ret);
+/* Before the loop it was given: it takes its reader off that loop. */
 void curve_zap_destroy(curve_zap_t **zap);
 
 #endif
