@@ -1197,9 +1197,13 @@ test_field_zero(void)
 	const char *why = NULL;
 	int r;
 
-	ok(shoal__envelope__unpack(NULL, sizeof bad, bad) != NULL,
+	env = shoal__envelope__unpack(NULL, sizeof bad, bad);
+	ok(env != NULL,
 	    "protobuf-c itself decodes the field-0 frame (else this test "
 	    "checks nothing)");
+	if (env)
+		shoal__envelope__free_unpacked(env, NULL);
+	env = NULL;
 	r = wire_unpack(bad, sizeof bad, &env, &why);
 	is_int(r, SHOAL_E_MALFORMED,
 	    "wire_unpack refuses field 0 in a long tag");
