@@ -17,6 +17,7 @@
 #include "common/curve.h"
 #include "common/error.h"
 #include "common/util.h"
+#include "common/wire.h"
 #include "coordinator/keys.h"
 #include "coordinator/registry.h"
 
@@ -55,16 +56,7 @@ entry_free(void **item)
 static Shoal__NodeKey *
 entry_copy(const Shoal__NodeKey *k)
 {
-	size_t len = shoal__node_key__get_packed_size(k);
-	uint8_t *buf = xmalloc(len ? len : 1);
-	Shoal__NodeKey *copy;
-
-	shoal__node_key__pack(k, buf);
-	copy = shoal__node_key__unpack(NULL, len, buf);
-	free(buf);
-	if (!copy)
-		abort(); /* out of memory: what we packed decodes */
-	return copy;
+	return wire_copy(&k->base);
 }
 
 static void
