@@ -154,8 +154,6 @@ read_secret(const char *path, curve_keys_t *k, char *err, size_t errlen)
 {
 	struct stat st;
 	char *text;
-	uint8_t pub[32], sec[32], derived[32];
-	char again[CURVE_KEY_LEN + 1];
 	int r;
 
 	r = slurp(path, &text, &st);
@@ -187,11 +185,7 @@ read_secret(const char *path, curve_keys_t *k, char *err, size_t errlen)
 		return SHOAL_E_INVALID;
 	}
 	/* The public half must be the secret's. */
-	zmq_z85_decode(pub, k->public_key);
-	zmq_z85_decode(sec, k->secret_key);
-	if (zmq_curve_public(again, k->secret_key) != 0 ||
-	    !zmq_z85_decode(derived, again) ||
-	    memcmp(derived, pub, sizeof pub) != 0) {
+	if (curve_keys_check(k) != 0) {
 		snprintf(err, errlen,
 		    "%s: its public-key is not the public half of its "
 		    "secret-key",
@@ -292,28 +286,30 @@ curve_keys_check(const curve_keys_t *k)
 	return strcmp(again, k->public_key) == 0 ? 0 : SHOAL_E_INVALID;
 }
 
+/* Writes k as a secret (0600) or public (0644) certificate to path. */
+static int
+write_cert(const char *path, const curve_keys_t *k, int secret, char *err,
+    size_t errlen)
+{
+	char *text = cert_text(k, secret);
+	int r = write_file(path, text, secret ? 0600 : 0644);
+
+	explicit_bzero(text, strlen(text));
+	free(text);
+	if (r < 0)
+		snprintf(err, errlen, "cannot write the %skey file %s: %s",
+		    secret ? "" : "public ", path, shoal_strerror(r));
+	return r;
+}
+
 int
 curve_keys_save(const char *secret_path, const char *public_path,
     const curve_keys_t *k, char *err, size_t errlen)
 {
-	char *text = cert_text(k, 1);
-	int r = write_file(secret_path, text, 0600);
+	int r = write_cert(secret_path, k, 1, err, errlen);
 
-	explicit_bzero(text, strlen(text));
-	free(text);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot write the key file %s: %s",
-		    secret_path, shoal_strerror(r));
-		return r;
-	}
-	if (!public_path)
-		return 0;
-	text = cert_text(k, 0);
-	r = write_file(public_path, text, 0644);
-	free(text);
-	if (r < 0)
-		snprintf(err, errlen, "cannot write the public key file %s: %s",
-		    public_path, shoal_strerror(r));
+	if (r == 0 && public_path)
+		r = write_cert(public_path, k, 0, err, errlen);
 	return r;
 }
 
@@ -322,7 +318,6 @@ curve_keys_load_or_create(const char *secret_path, const char *public_path,
     curve_keys_t *ret, char *err, size_t errlen)
 {
 	curve_keys_t k = { { 0 } };
-	char *text;
 	int r;
 
 	if (!zsys_has_curve()) {
@@ -345,16 +340,9 @@ curve_keys_load_or_create(const char *secret_path, const char *public_path,
 			    zmq_strerror(zmq_errno()));
 			return -zmq_errno();
 		}
-		text = cert_text(&k, 1);
-		r = write_file(secret_path, text, 0600);
-		explicit_bzero(text, strlen(text));
-		free(text);
-		if (r < 0) {
-			snprintf(err, errlen,
-			    "cannot write the key file %s: %s", secret_path,
-			    shoal_strerror(r));
+		r = write_cert(secret_path, &k, 1, err, errlen);
+		if (r < 0)
 			return r;
-		}
 	}
 	if (public_path) {
 		char have[CURVE_KEY_LEN + 1];
@@ -362,15 +350,9 @@ curve_keys_load_or_create(const char *secret_path, const char *public_path,
 		/* Rewritten only when it does not say the right key. */
 		if (curve_public_load(public_path, have, err, errlen) < 0 ||
 		    strcmp(have, k.public_key) != 0) {
-			text = cert_text(&k, 0);
-			r = write_file(public_path, text, 0644);
-			free(text);
-			if (r < 0) {
-				snprintf(err, errlen,
-				    "cannot write the public key file %s: %s",
-				    public_path, shoal_strerror(r));
+			r = write_cert(public_path, &k, 0, err, errlen);
+			if (r < 0)
 				return r;
-			}
 		}
 	}
 	*ret = k;
