@@ -31,6 +31,7 @@
 #include "common/curve.h"
 #include "common/error.h"
 #include "common/httpd.h"
+#include "common/lifecycle.h"
 #include "common/log.h"
 #include "common/store.h"
 #include "common/util.h"
@@ -205,6 +206,7 @@ struct agent {
 	uint64_t status_seq; /* of the newest status report */
 	int status_dirty;    /* a report to build and send */
 	uint64_t status_sent_mono;
+	lifecycle_t *lc; /* while agent_run() runs */
 };
 
 /* Returns 0 when libzmq took the frame, -1 when it was dropped. */
@@ -777,6 +779,8 @@ send_status(agent_t *a)
 	free(answers);
 }
 
+static void update_status(agent_t *a);
+
 static int
 on_status_timer(zloop_t *loop, int timer_id, void *arg)
 {
@@ -784,6 +788,7 @@ on_status_timer(zloop_t *loop, int timer_id, void *arg)
 
 	if (a->status_dirty && a->state == S_ONLINE && runner_ready(a->runner))
 		send_status(a);
+	update_status(a);
 	return 0;
 }
 
@@ -881,6 +886,40 @@ load_desired(agent_t *a)
 
 static int on_dealer_readable(zloop_t *loop, zsock_t *sock, void *arg);
 static void fire(agent_t *a, session_event_t ev);
+
+/* systemd's STATUS= line: the session, then the services. */
+static void
+update_status(agent_t *a)
+{
+	size_t n = 0, healthy = 0;
+	int up = 0;
+	char session[400];
+
+	if (a->runner)
+		runner_summary(a->runner, &n, &healthy, &up);
+	switch (a->state) {
+	case S_ONLINE:
+		snprintf(session, sizeof session,
+		    "online at %s, generation %llu", a->opts->coordinator,
+		    (unsigned long long)a->generation);
+		break;
+	case S_HELLO:
+		snprintf(session, sizeof session, "%s %s (attempt %u)",
+		    a->refusal_code == SHOAL_E_PENDING
+		        ? "waiting for key acceptance at"
+		        : "saying hello to",
+		    a->opts->coordinator, a->attempt + 1);
+		break;
+	default:
+		snprintf(session, sizeof session,
+		    "coordinator %s unreachable, retrying (attempt %u)",
+		    a->opts->coordinator, a->attempt);
+		break;
+	}
+	lifecycle_status("%s; %zu service%s, %zu healthy%s", session, n,
+	    n == 1 ? "" : "s", healthy,
+	    up || !a->runner ? "" : "; container runtime unreachable");
+}
 
 static int
 on_reconnect_timer(zloop_t *loop, int timer_id, void *arg)
@@ -1147,6 +1186,7 @@ fire(agent_t *a, session_event_t ev)
 		request_desired_state(a);
 		a->status_dirty = 1;
 	}
+	update_status(a);
 }
 
 /* -- handlers ---------------------------------------------------------- */
@@ -1409,6 +1449,7 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 	int r;
 
 	a->opts = opts;
+	log_set_node(opts->node_id);
 	a->reconnect_timer = -1;
 	a->hello_timer = -1;
 	a->started_ms = now_ms();
@@ -1609,11 +1650,39 @@ fail:
 }
 
 int
-agent_run(agent_t *a)
+agent_run(agent_t *a, lifecycle_reload_fn reload, void *arg)
 {
+	int r = lifecycle_new(a->loop, reload, arg, &a->lc);
+
+	if (r < 0) {
+		log_error("cannot read signals: %s", strerror(-r));
+		return r;
+	}
+	/* agent_new() opened the store, bound the metrics endpoint and
+	 * started connecting: ready. */
+	update_status(a);
+	lifecycle_ready(a->lc);
 	zloop_start(a->loop);
+	lifecycle_destroy(&a->lc);
 	log_info("shutting down");
 	return 0;
+}
+
+void
+agent_reconfigured(agent_t *a, uint64_t changed)
+{
+	int labels = config_field_index(agent_config_fields, "labels");
+	int token = config_field_index(agent_config_fields, "enroll_token");
+
+	log_set_level(log_level_from_name(a->opts->log_level));
+	/* The coordinator learns labels (and reads a token) from a Hello:
+	 * say one again, as after a restart. */
+	if ((changed & (1ULL << labels | 1ULL << token)) &&
+	    a->state == S_ONLINE) {
+		log_info("saying hello again with the new %s",
+		    changed & (1ULL << labels) ? "labels" : "enrollment token");
+		fire(a, E_FORGOTTEN);
+	}
 }
 
 void

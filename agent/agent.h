@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/lifecycle.h"
 #include "common/labels.h"
 
 typedef struct agent_options {
@@ -61,8 +62,12 @@ typedef struct agent agent_t;
 
 /* Opens the store and connects; errors are logged here. */
 int agent_new(const agent_options_t *opts, agent_t **ret);
-/* Runs until SIGINT/SIGTERM. */
-int agent_run(agent_t *a);
+/* Says READY=1 to systemd and runs until SIGINT/SIGTERM; reload (may be
+ * NULL) runs on SIGHUP. */
+int agent_run(agent_t *a, lifecycle_reload_fn reload, void *arg);
+/* After a reload changed the live keys in changed (config_reload()'s
+ * mask) in the options agent_new() was given: applies them. */
+void agent_reconfigured(agent_t *a, uint64_t changed);
 void agent_destroy(agent_t **a);
 
 #endif

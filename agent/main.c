@@ -24,6 +24,7 @@
 #include "common/cli.h"
 #include "common/curve.h"
 #include "common/error.h"
+#include "common/lifecycle.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -289,6 +290,61 @@ apply_flags(int argc, char **argv, agent_options_t *o)
 	return 0;
 }
 
+/* What a reload needs to read the options again as main() did. */
+static struct {
+	int argc;
+	char **argv;
+	const char *config; /* -c, or NULL */
+	agent_options_t *opts;
+	agent_t *agent;
+} running;
+
+/* The keys a reload applies; the others wait for a restart. */
+static const char *const live_keys[] = { "log_level", "labels", "enroll_token",
+	NULL };
+
+/* SIGHUP: the defaults, the file and the flags again, as at start-up. */
+static void
+reload(void *arg)
+{
+	const char *cf = running.config;
+	agent_options_t fresh;
+	char err[1024], applied[512], kept[512];
+	uint64_t changed;
+
+	if (!cf && access(DEFAULT_CONFIG, F_OK) == 0)
+		cf = DEFAULT_CONFIG;
+	agent_options_defaults(&fresh);
+	if (cf &&
+	    config_load(cf, agent_config_fields, &fresh, err, sizeof err) < 0) {
+		log_error("reload: %s; the running configuration is kept", err);
+		agent_options_free(&fresh);
+		return;
+	}
+	optind = 0; /* glibc: scan from the start, state reset */
+	opterr = 0;
+	if (apply_flags(running.argc, running.argv, &fresh) < 0) {
+		log_error("reload: the flags were refused; the running "
+		          "configuration is kept");
+		agent_options_free(&fresh);
+		return;
+	}
+	changed = config_reload(agent_config_fields, live_keys, running.opts,
+	    &fresh, applied, sizeof applied, kept, sizeof kept);
+	agent_options_free(&fresh);
+	if (applied[0])
+		log_info("reload: %s applied from %s", applied,
+		    cf ? cf : "the flags");
+	if (kept[0])
+		log_warning("reload: %s changed, which takes a restart of " PROG
+		            " (the running values are kept)",
+		    kept);
+	if (!applied[0] && !kept[0])
+		log_info("reload: nothing changed%s%s", cf ? " in " : "",
+		    cf ? cf : "");
+	agent_reconfigured(running.agent, changed);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -297,6 +353,13 @@ main(int argc, char **argv)
 	const char *config;
 	int r;
 
+	/* Before any thread exists, so every thread inherits the mask. */
+	r = lifecycle_block_signals();
+	if (r < 0) {
+		fprintf(stderr, PROG ": cannot block signals: %s\n",
+		    strerror(-r));
+		return 1;
+	}
 	r = cli_first_pass(PROG, argc, argv, options, usage, &config);
 	if (r != CLI_CONTINUE)
 		return r;
@@ -351,9 +414,11 @@ main(int argc, char **argv)
 	}
 	zsys_init();
 	zsys_set_logstream(NULL);
+	lifecycle_status("starting: opening %s", opts.state_dir);
 	r = agent_new(&opts, &a);
 	if (r == 0) {
-		agent_run(a);
+		running = (typeof(running)){ argc, argv, config, &opts, a };
+		r = agent_run(a, reload, NULL);
 		agent_destroy(&a);
 	}
 	agent_options_free(&opts);

@@ -657,8 +657,8 @@ stats_done(slot_t *s, const rjob_t *j, uint64_t now)
 		return;
 	c->next_stats_mono = now + STATS_MS;
 	if (j->r < 0) {
-		log_debug("service %s: stats of %.12s: %s", s->name, j->id,
-		    j->err);
+		log_service(LOG_DEBUG, NULL, s->name, c->revision,
+		    "service %s: stats of %.12s: %s", s->name, j->id, j->err);
 		return;
 	}
 	c->stats = j->stats;
@@ -766,7 +766,8 @@ bring_up_failed(runner_t *rn, slot_t *s, uint64_t rev, int prepare,
 	    prepare ? " (tried again later)" : "");
 	emit(rn, "service.failed", s->name, "revision %llu failed: %s",
 	    (unsigned long long)rev, why);
-	log_warning("service %s revision %llu failed: %s%s", s->name,
+	log_service(LOG_WARNING, NULL, s->name, rev,
+	    "service %s revision %llu failed: %s%s", s->name,
 	    (unsigned long long)rev, why,
 	    s->active.id[0] ? "; the previous revision keeps serving" : "");
 	s->failed_rev = rev;
@@ -804,7 +805,8 @@ switch_to_candidate(runner_t *rn, slot_t *s)
 	emit(rn, "service.healthy", s->name,
 	    "revision %llu healthy at 127.0.0.1:%u",
 	    (unsigned long long)s->active.revision, s->active.port);
-	log_info("service %s revision %llu healthy at 127.0.0.1:%u", s->name,
+	log_service(LOG_INFO, NULL, s->name, s->active.revision,
+	    "service %s revision %llu healthy at 127.0.0.1:%u", s->name,
 	    (unsigned long long)s->active.revision, s->active.port);
 	jobs_submit(rn->jobs, &j->base);
 }
@@ -884,8 +886,8 @@ active_gone(runner_t *rn, slot_t *s)
 	emit(rn, "container.died", s->name,
 	    "revision %llu: container %.12s is gone",
 	    (unsigned long long)s->active.revision, s->active.id);
-	log_warning("service %s: container %.12s is gone", s->name,
-	    s->active.id);
+	log_service(LOG_WARNING, NULL, s->name, s->active.revision,
+	    "service %s: container %.12s is gone", s->name, s->active.id);
 	if (is_current(s)) {
 		s->failed_rev = 0;
 		set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__PENDING,
@@ -909,7 +911,8 @@ schedule_restart(runner_t *rn, slot_t *s, const char *why, uint64_t now)
 		    (unsigned long long)(s->backoff_ms / 1000));
 	emit(rn, "container.died", s->name, "revision %llu: %s",
 	    (unsigned long long)s->active.revision, why);
-	log_warning("service %s: %s; restarting in %llums", s->name, why,
+	log_service(LOG_WARNING, NULL, s->name, s->active.revision,
+	    "service %s: %s; restarting in %llums", s->name, why,
 	    (unsigned long long)s->backoff_ms);
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
 	                                                   : s->backoff_ms * 2;
@@ -1064,8 +1067,9 @@ adopt(runner_t *rn, rjob_t *j)
 		if (s->active.id[0] || s->cand.id[0]) {
 			const ctr_t *c = s->cand.id[0] ? &s->cand : &s->active;
 
-			log_info("service %s: adopted container %.12s "
-			         "(revision %llu)%s",
+			log_service(LOG_INFO, NULL, s->name, c->revision,
+			    "service %s: adopted container %.12s "
+			    "(revision %llu)%s",
 			    s->name, c->id, (unsigned long long)c->revision,
 			    older && s->cand.id[0] ? " as the candidate" : "");
 			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__STARTING,
@@ -1160,7 +1164,8 @@ pre_fail(runner_t *rn, slot_t *s, const char *why)
 	emit(rn, "service.prestage_failed", s->name,
 	    "revision %llu cannot be prepared: %s",
 	    (unsigned long long)s->pre_rev, why);
-	log_warning("service %s: revision %llu cannot be prepared: %s", s->name,
+	log_service(LOG_WARNING, NULL, s->name, s->pre_rev,
+	    "service %s: revision %llu cannot be prepared: %s", s->name,
 	    (unsigned long long)s->pre_rev, why);
 	if (rn->hooks.status_changed)
 		rn->hooks.status_changed(rn->hooks.arg);
@@ -1184,8 +1189,9 @@ prestage_done(runner_t *rn, slot_t *s, rjob_t *j)
 	    "revision %llu prepared: %zu artifacts (%llu bytes) and image %s",
 	    (unsigned long long)s->pre_rev, s->pre_spec->n_artifacts,
 	    (unsigned long long)s->pre_done, s->pre_spec->image);
-	log_info("service %s: revision %llu prepared ahead of its rollout",
-	    s->name, (unsigned long long)s->pre_rev);
+	log_service(LOG_INFO, NULL, s->name, s->pre_rev,
+	    "service %s: revision %llu prepared ahead of its rollout", s->name,
+	    (unsigned long long)s->pre_rev);
 	if (rn->hooks.status_changed)
 		rn->hooks.status_changed(rn->hooks.arg);
 }
@@ -1367,8 +1373,10 @@ job_done(job_t *job, void *arg)
 			if (j->kind == J_REVIVE && s) {
 				/* The kept container is unusable: start
 				 * from the image instead. */
-				log_warning("service %s: cannot start the kept "
-				            "revision %llu: %s",
+				log_service(LOG_WARNING, NULL, s->name,
+				    j->revision,
+				    "service %s: cannot start the kept "
+				    "revision %llu: %s",
 				    s->name, (unsigned long long)j->revision,
 				    j->err);
 				ctr_clear(&s->prev);
@@ -1440,8 +1448,9 @@ job_done(job_t *job, void *arg)
 		break; /* prestage_done() */
 	case J_SWITCH:
 		if (j->r < 0)
-			log_warning("service %s: cannot stop the previous "
-			            "container: %s",
+			log_service(LOG_WARNING, NULL, j->service, 0,
+			    "service %s: cannot stop the previous "
+			    "container: %s",
 			    j->service, j->err);
 		break;
 	case J_REMOVE:
@@ -1716,7 +1725,8 @@ runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
 			shoal__service_assignment__free_unpacked(s->want, NULL);
 			s->want = NULL;
 			pre_clear(s);
-			log_info("service %s: no longer wanted here", s->name);
+			log_service(LOG_INFO, NULL, s->name, 0,
+			    "service %s: no longer wanted here", s->name);
 		}
 	}
 	for (size_t k = 0; k < ds->n_services; k++) {
@@ -1730,8 +1740,9 @@ runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
 			if (a->prestage_revision) {
 				s->pre_rev = a->prestage_revision;
 				s->pre_spec = spec_copy(a->prestage_spec);
-				log_info("service %s: revision %llu to prepare "
-				         "ahead of its rollout",
+				log_service(LOG_INFO, NULL, s->name, s->pre_rev,
+				    "service %s: revision %llu to prepare "
+				    "ahead of its rollout",
 				    s->name, (unsigned long long)s->pre_rev);
 			}
 		}
@@ -1740,8 +1751,10 @@ runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
 				/* Staged -> serving (or back): same
 				 * revision, same containers. */
 				s->want->active = a->active;
-				log_info("service %s: revision %llu to %s",
-				    s->name, (unsigned long long)a->revision,
+				log_service(LOG_INFO, NULL, s->name,
+				    a->revision,
+				    "service %s: revision %llu to %s", s->name,
+				    (unsigned long long)a->revision,
 				    a->active ? "serve" : "stay staged");
 			}
 			continue;
@@ -1753,7 +1766,8 @@ runner_set_desired(runner_t *rn, const Shoal__DesiredState *ds)
 		s->fetching = 0;
 		s->bytes_done = s->bytes_total = 0;
 		s->prepare_backoff_ms = PREPARE_RETRY_MIN_MS;
-		log_info("service %s: revision %llu wanted", s->name,
+		log_service(LOG_INFO, NULL, s->name, a->revision,
+		    "service %s: revision %llu wanted", s->name,
 		    (unsigned long long)a->revision);
 		if (!s->active.id[0] || s->active.revision != a->revision)
 			set_state(rn, s, SHOAL__SERVICE_STATUS__STATE__PENDING,
@@ -1766,6 +1780,21 @@ int
 runner_ready(const runner_t *rn)
 {
 	return rn->adopted || !rn->docker;
+}
+
+void
+runner_summary(const runner_t *rn, size_t *services, size_t *healthy,
+    int *runtime_up)
+{
+	*services = *healthy = 0;
+	for (size_t i = 0; i < rn->n; i++) {
+		if (!rn->v[i].want)
+			continue;
+		(*services)++;
+		if (rn->v[i].state == SHOAL__SERVICE_STATUS__STATE__HEALTHY)
+			(*healthy)++;
+	}
+	*runtime_up = rn->docker && rn->runtime_up;
 }
 
 void

@@ -63,6 +63,11 @@ int runner_ready(const runner_t *rn);
  */
 void runner_status(runner_t *rn, Shoal__StatusReport *rep);
 
+/* For the daemon's status line: the services wanted here, how many of them
+ * are healthy, and whether the container runtime answers. */
+void runner_summary(const runner_t *rn, size_t *services, size_t *healthy,
+    int *runtime_up);
+
 /* The shoal_service_*, shoal_health_probe_* and shoal_container_*
  * families. */
 void runner_render_metrics(runner_t *rn, prom_t *p);

@@ -325,3 +325,104 @@ config_free(const config_field_t *fields, void *target)
 		}
 	}
 }
+
+static bool
+labels_equal(const labels_t *a, const labels_t *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++) {
+		const char *v = labels_get(b, a->v[i].key);
+
+		if (!v || strcmp(v, a->v[i].value) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool
+field_equal(const config_field_t *f, const void *a, const void *b)
+{
+	const char *pa = (const char *)a + f->offset;
+	const char *pb = (const char *)b + f->offset;
+
+	switch (f->type) {
+	case CONFIG_STRING: {
+		const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+
+		return strcmp(sa ? sa : "", sb ? sb : "") == 0;
+	}
+	case CONFIG_LABELS:
+		return labels_equal((const labels_t *)pa, (const labels_t *)pb);
+	case CONFIG_DURATION:
+	case CONFIG_UINT:
+	case CONFIG_SIZE:
+		return *(const uint64_t *)pa == *(const uint64_t *)pb;
+	}
+	return true;
+}
+
+static void
+field_swap(const config_field_t *f, void *a, void *b)
+{
+	char *pa = (char *)a + f->offset, *pb = (char *)b + f->offset;
+	char tmp[sizeof(labels_t) > sizeof(uint64_t) ? sizeof(labels_t)
+	                                             : sizeof(uint64_t)];
+	size_t size = f->type == CONFIG_STRING ? sizeof(char *)
+	    : f->type == CONFIG_LABELS         ? sizeof(labels_t)
+	                                       : sizeof(uint64_t);
+
+	memcpy(tmp, pa, size);
+	memcpy(pa, pb, size);
+	memcpy(pb, tmp, size);
+}
+
+static void
+append_key(char *buf, size_t len, const char *key)
+{
+	size_t k = strlen(buf);
+
+	if (len && k < len - 1)
+		snprintf(buf + k, len - k, "%s%s", k ? ", " : "", key);
+}
+
+int
+config_field_index(const config_field_t *fields, const char *key)
+{
+	for (int i = 0; fields[i].key; i++)
+		if (strcmp(fields[i].key, key) == 0)
+			return i;
+	return -1;
+}
+
+uint64_t
+config_reload(const config_field_t *fields, const char *const *live,
+    void *running, void *fresh, char *applied, size_t appliedlen, char *kept,
+    size_t keptlen)
+{
+	uint64_t mask = 0;
+
+	if (appliedlen)
+		applied[0] = '\0';
+	if (keptlen)
+		kept[0] = '\0';
+	for (size_t i = 0; fields[i].key; i++) {
+		const config_field_t *f = &fields[i];
+		bool is_live = false;
+
+		if (field_equal(f, running, fresh))
+			continue;
+		for (size_t k = 0; live && live[k]; k++)
+			if (strcmp(live[k], f->key) == 0)
+				is_live = true;
+		if (!is_live) {
+			append_key(kept, keptlen, f->key);
+			continue;
+		}
+		field_swap(f, running, fresh);
+		if (i < 64)
+			mask |= 1ULL << i;
+		append_key(applied, appliedlen, f->key);
+	}
+	return mask;
+}

@@ -41,4 +41,19 @@ int config_load(const char *path, const config_field_t *fields, void *target,
 /* Frees the CONFIG_STRING and CONFIG_LABELS values fields point at. */
 void config_free(const config_field_t *fields, void *target);
 
+/*
+ * A reload (SIGHUP): compares running with fresh (both loaded against
+ * fields) key by key. A changed key named in live (NULL-terminated) takes
+ * fresh's value in running, and running's old value goes to fresh, for
+ * config_free(); any other changed key keeps its running value. Returns
+ * the changed live keys as a bit mask of their index in fields; the names
+ * of both kinds go, comma-separated, into applied and kept (may be
+ * truncated; "" when none).
+ */
+uint64_t config_reload(const config_field_t *fields, const char *const *live,
+    void *running, void *fresh, char *applied, size_t appliedlen, char *kept,
+    size_t keptlen);
+/* The index of key in fields, for config_reload()'s mask; -1 if absent. */
+int config_field_index(const config_field_t *fields, const char *key);
+
 #endif

@@ -22,6 +22,7 @@
 static const char *log_ident = "shoal";
 static int log_max = LOG_INFO;
 static int log_journal;
+static char log_node_id[64];
 
 /*
  * systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it gave us; only
@@ -54,6 +55,12 @@ void
 log_set_level(int level)
 {
 	log_max = level;
+}
+
+void
+log_set_node(const char *node)
+{
+	snprintf(log_node_id, sizeof log_node_id, "%s", node ? node : "");
 }
 
 int
@@ -103,9 +110,10 @@ level_name(int level)
 }
 
 void
-log_full(int level, const char *node, const char *service, const char *fmt, ...)
+log_full(int level, const char *node, const char *service,
+    unsigned long long revision, const char *fmt, ...)
 {
-	char msg[2048], ctx[160] = "";
+	char msg[2048], ctx[200] = "";
 	va_list ap;
 
 	if (level > log_max)
@@ -113,19 +121,22 @@ log_full(int level, const char *node, const char *service, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-
 	if (log_journal) {
-		char *f[5];
-		struct iovec iov[5];
+		char *f[6];
+		struct iovec iov[6];
 		int n = 0;
 
 		f[n++] = xasprintf("MESSAGE=%s", msg);
 		f[n++] = xasprintf("PRIORITY=%d", level);
 		f[n++] = xasprintf("SYSLOG_IDENTIFIER=%s", log_ident);
+		if (!node && log_node_id[0])
+			node = log_node_id;
 		if (node)
 			f[n++] = xasprintf("SHOAL_NODE=%s", node);
 		if (service)
 			f[n++] = xasprintf("SHOAL_SERVICE=%s", service);
+		if (service && revision)
+			f[n++] = xasprintf("SHOAL_REVISION=%llu", revision);
 		for (int i = 0; i < n; i++)
 			iov[i] = (struct iovec){ f[i], strlen(f[i]) };
 		sd_journal_sendv(iov, n);
@@ -135,13 +146,20 @@ log_full(int level, const char *node, const char *service, const char *fmt, ...)
 	}
 
 	char ts[RFC3339_LEN];
+	size_t k = 0;
 
+	/* stderr: the node only where the line names one (an agent's own id
+	 * on each of its lines would say nothing there). */
 	format_rfc3339(now_ms(), ts);
-	if (node || service)
-		snprintf(ctx, sizeof ctx, "[%s%s%s%s] ", node ? "node=" : "",
-		    node ? node : "",
-		    node && service ? " service=" : (service ? "service=" : ""),
-		    service ? service : "");
-	fprintf(stderr, "%s %s[%d] %s: %s%s\n", ts, log_ident, (int)getpid(),
-	    level_name(level), ctx, msg);
+	if (node)
+		k += (size_t)snprintf(ctx + k, sizeof ctx - k, "node=%s", node);
+	if (service && k < sizeof ctx)
+		k += (size_t)snprintf(ctx + k, sizeof ctx - k, "%sservice=%s",
+		    k ? " " : "", service);
+	if (service && revision && k < sizeof ctx)
+		k += (size_t)snprintf(ctx + k, sizeof ctx - k, " revision=%llu",
+		    revision);
+	fprintf(stderr, "%s %s[%d] %s: %s%s%s%s\n", ts, log_ident,
+	    (int)getpid(), level_name(level), k ? "[" : "", ctx, k ? "] " : "",
+	    msg);
 }

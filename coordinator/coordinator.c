@@ -23,6 +23,7 @@
 #include "common/curve.h"
 #include "common/error.h"
 #include "common/httpd.h"
+#include "common/lifecycle.h"
 #include "common/log.h"
 #include "common/store.h"
 #include "common/util.h"
@@ -98,6 +99,7 @@ struct coordinator {
 	curve_keys_t curve; /* the coordinator's key pair */
 	curve_zap_t *zap;
 	zloop_t *loop;
+	uint64_t status_mono; /* of the last status line */
 	zsock_t *router;
 	zsock_t *pub;
 	zsock_t *control;
@@ -520,9 +522,10 @@ on_status_report(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in)
 	for (size_t i = 0; i < in->status_report->n_services; i++) {
 		const Shoal__ServiceStatus *st = in->status_report->services[i];
 
-		log_node(LOG_DEBUG, in->node_id, "%s r%llu on %s: state %d%s%s",
-		    st->service, (unsigned long long)st->revision, in->node_id,
-		    st->state, st->reason[0] ? ": " : "", st->reason);
+		log_service(LOG_DEBUG, in->node_id, st->service, st->revision,
+		    "%s r%llu on %s: state %d%s%s", st->service,
+		    (unsigned long long)st->revision, in->node_id, st->state,
+		    st->reason[0] ? ": " : "", st->reason);
 	}
 }
 
@@ -786,7 +789,8 @@ apply(coordinator_t *c, const Shoal__Apply *a, const char *who,
 		return;
 	}
 	if (res.changed)
-		log_info("service %s: revision %llu applied to %u nodes%s%s",
+		log_service(LOG_INFO, NULL, a->spec->service, res.revision,
+		    "service %s: revision %llu applied to %u nodes%s%s",
 		    a->spec->service, (unsigned long long)res.revision,
 		    res.selected, a->message[0] ? ": " : "", a->message);
 	rep->revision = res.revision;
@@ -812,7 +816,8 @@ rollback(coordinator_t *c, const Shoal__Rollback *rb, const char *who,
 		free(by);
 		return;
 	}
-	log_info("service %s: rollback to revision %llu by %s", rb->service,
+	log_service(LOG_INFO, NULL, rb->service, res.revision,
+	    "service %s: rollback to revision %llu by %s", rb->service,
 	    (unsigned long long)res.revision, by);
 	free(by);
 	rep->revision = res.revision;
@@ -1028,7 +1033,9 @@ control_request(coordinator_t *c, const Shoal__ControlRequest *req,
 		if (r < 0)
 			no_service(rep, r, req->delete_service->service);
 		else
-			log_info("service %s deleted by %s",
+			log_service(LOG_INFO, NULL,
+			    req->delete_service->service, 0,
+			    "service %s deleted by %s",
 			    req->delete_service->service, who);
 		break;
 	case SHOAL__CONTROL_REQUEST__REQ_LIST_KEYS:
@@ -1212,6 +1219,27 @@ on_offline(const Shoal__Node *node, void *arg)
 	    (unsigned long long)(now_ms() - node->last_seen_ms));
 }
 
+/* systemd's STATUS= line, at most once a second (it walks the nodes). */
+static void
+update_status(coordinator_t *c)
+{
+	size_t n = registry_count(c->reg), online = 0, services, active;
+	uint64_t now = mono_ms();
+
+	if (c->status_mono && now - c->status_mono < 1000)
+		return;
+	c->status_mono = now;
+	for (size_t i = 0; i < n; i++)
+		online +=
+		    registry_at(c->reg, i)->state == SHOAL__NODE__STATE__ONLINE;
+	services_summary(c->svc, &services, &active);
+	lifecycle_status("serving %zu node%s (%zu online), %zu service%s, "
+	                 "%zu rollout%s in progress; %zu key%s pending",
+	    n, n == 1 ? "" : "s", online, services, services == 1 ? "" : "s",
+	    active, active == 1 ? "" : "s", keyring_pending(c->keys),
+	    keyring_pending(c->keys) == 1 ? "" : "s");
+}
+
 static int
 on_sweep(zloop_t *loop, int timer_id, void *arg)
 {
@@ -1224,6 +1252,7 @@ on_sweep(zloop_t *loop, int timer_id, void *arg)
 		log_error("liveness sweep failed: %s", shoal_strerror(r));
 	/* Rollouts move on what the agents reported since. */
 	services_tick(c->svc, ring_node, c);
+	update_status(c);
 	return 0;
 }
 
@@ -1720,11 +1749,37 @@ fail:
 }
 
 int
-coordinator_run(coordinator_t *c)
+coordinator_run(coordinator_t *c, lifecycle_reload_fn reload, void *arg)
 {
+	lifecycle_t *lc;
+	int r = lifecycle_new(c->loop, reload, arg, &lc);
+
+	if (r < 0) {
+		log_error("cannot read signals: %s", strerror(-r));
+		return r;
+	}
+	/* coordinator_new() opened the store and bound every endpoint. */
+	update_status(c);
+	lifecycle_ready(lc);
 	zloop_start(c->loop);
+	lifecycle_destroy(&lc);
 	log_info("shutting down");
 	return 0;
+}
+
+void
+coordinator_reconfigured(coordinator_t *c, uint64_t changed)
+{
+	int ops = config_field_index(coord_config_fields, "operator_keys");
+
+	log_set_level(log_level_from_name(c->opts->log_level));
+	if (changed & (1ULL << ops))
+		keyring_set_operators_file(c->keys, c->opts->operator_keys);
+	/* enroll_token, offline_after and missed_heartbeats are read from
+	 * the options where they are used. */
+	if (c->remote && !c->opts->operator_keys[0])
+		log_warning("--remote-control without --operator-keys: no "
+		            "operator can use it");
 }
 
 void

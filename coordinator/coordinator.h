@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/lifecycle.h"
 
 typedef struct coord_options {
 	char *state_dir;
@@ -37,8 +38,12 @@ typedef struct coordinator coordinator_t;
 
 /* Opens the store and binds every endpoint; errors are logged here. */
 int coordinator_new(const coord_options_t *opts, coordinator_t **ret);
-/* Runs until SIGINT/SIGTERM. */
-int coordinator_run(coordinator_t *c);
+/* Says READY=1 to systemd and runs until SIGINT/SIGTERM; reload (may be
+ * NULL) runs on SIGHUP. */
+int coordinator_run(coordinator_t *c, lifecycle_reload_fn reload, void *arg);
+/* After a reload changed the live keys in changed (config_reload()'s
+ * mask) in the options coordinator_new() was given: applies them. */
+void coordinator_reconfigured(coordinator_t *c, uint64_t changed);
 void coordinator_destroy(coordinator_t **c);
 
 #endif

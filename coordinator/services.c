@@ -770,8 +770,10 @@ services_open(store_t *store, registry_t *reg, services_t **ret)
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i].ro && rollout_active(s->v[i].ro)) {
 			rollout_restarted(s->v[i].ro, now_ms());
-			log_info("service %s: resuming rollout %llu to "
-			         "revision %llu (%s)",
+			log_service(LOG_INFO, NULL, s->v[i].rec->service,
+			    s->v[i].ro->to_revision,
+			    "service %s: resuming rollout %llu to "
+			    "revision %llu (%s)",
 			    s->v[i].rec->service,
 			    (unsigned long long)s->v[i].ro->id,
 			    (unsigned long long)s->v[i].ro->to_revision,
@@ -861,10 +863,12 @@ note(const Shoal__Rollout *ro, const Shoal__RolloutNode *n, const char *kind,
 	e->kind = xstrdup(kind);
 	e->message = xstrdup(message);
 	if (n) /* one line a node: the events have them */
-		log_node(LOG_DEBUG, n->node, "service %s: rollout %llu: %s",
-		    ro->service, (unsigned long long)ro->id, message);
+		log_service(LOG_DEBUG, n->node, ro->service, ro->to_revision,
+		    "service %s: rollout %llu: %s", ro->service,
+		    (unsigned long long)ro->id, message);
 	else
-		log_info("service %s: %s", ro->service, message);
+		log_service(LOG_INFO, NULL, ro->service, ro->to_revision,
+		    "service %s: %s", ro->service, message);
 }
 
 static void auto_snapshots(services_t *s, Shoal__Rollout *ro);
@@ -1460,7 +1464,9 @@ services_tick(services_t *s, services_ring_fn ring, void *arg)
 			continue;
 		}
 		/* Back to what is on disk; the step comes again next tick. */
-		log_error("service %s: cannot write rollout %llu: %s",
+		log_service(LOG_ERR, NULL, svc->rec->service,
+		    svc->ro->to_revision,
+		    "service %s: cannot write rollout %llu: %s",
 		    svc->rec->service, (unsigned long long)svc->ro->id,
 		    shoal_strerror(r));
 		svc->rec->target = target;
@@ -2500,6 +2506,15 @@ services_free_reply(Shoal__ControlReply *rep)
 	rep->plan = NULL;
 	rep->n_services = rep->n_statuses = rep->n_revisions = 0;
 	rep->n_rollouts = rep->n_plan = 0;
+}
+
+void
+services_summary(const services_t *s, size_t *services, size_t *rollouts_active)
+{
+	*services = s->n;
+	*rollouts_active = 0;
+	for (size_t i = 0; i < s->n; i++)
+		*rollouts_active += s->v[i].ro && rollout_active(s->v[i].ro);
 }
 
 void

@@ -136,5 +136,8 @@ void services_free_reply(Shoal__ControlReply *rep);
 
 /* The shoal_services and shoal_rollouts families. */
 void services_render_metrics(services_t *s, prom_t *p);
+/* For the daemon's status line: services defined, rollouts in progress. */
+void services_summary(const services_t *s, size_t *services,
+    size_t *rollouts_active);
 
 #endif
