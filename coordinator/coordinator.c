@@ -301,9 +301,6 @@ enrol(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in,
 		    "no CurveZMQ key on this connection");
 		return 0;
 	}
-	if (!token_ok && in->hello->enroll_token[0])
-		complain(c, "agent", SHOAL_E_DENIED,
-		    "a Hello with a wrong enrollment token");
 	r = keyring_enrol(c->keys, in->node_id, key, address, token_ok,
 	    &verdict, why, sizeof why);
 	if (r < 0 && r != SHOAL_E_LIMIT) {
@@ -313,6 +310,11 @@ enrol(coordinator_t *c, zmsg_t *route, const Shoal__Envelope *in,
 		reply_error(c, c->router, route, r, shoal_strerror(r));
 		return 0;
 	}
+	/* A key accepted before may keep a token since rotated: it goes on. */
+	if (!token_ok && in->hello->enroll_token[0] &&
+	    verdict != KEYRING_ACCEPTED)
+		complain(c, "agent", SHOAL_E_DENIED,
+		    "a Hello with a wrong enrollment token");
 	switch (verdict) {
 	case KEYRING_ACCEPTED:
 		if (!was_accepted) {

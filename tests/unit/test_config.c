@@ -4,7 +4,8 @@
  * every way a file is refused (unknown key, wrong type, value out of range,
  * YAML syntax error, duplicate key, a second document) names the file, the
  * line and the key, and leaves the target exactly as it was; an empty file
- * sets nothing; a missing file is -ENOENT. The files are written into a
+ * sets nothing; a missing file is -ENOENT; a reload moves only the live
+ * keys and names the rest. The files are written into a
  * mkdtemp() directory that is removed at the end.
  */
 #include "autoconf.h"
@@ -310,6 +311,75 @@ test_files(void)
 	config_free(fields, &t);
 }
 
+/* config_reload(): live keys move over, the others stay, both are named. */
+static void
+test_reload(void)
+{
+	static const char *const live[] = { "note", "count", "labels", NULL };
+	char err[512], applied[128], kept[128], tiny[8];
+	target_t run, fresh;
+	uint64_t mask;
+
+	defaults(&run);
+	write_file("name: alpha\nnote: first\ncount: 2\ninterval: 1s\n"
+	           "labels: {rack: r1}\n");
+	is_int(config_load(path, fields, &run, err, sizeof err), 0,
+	    "reload: the running configuration loads");
+
+	defaults(&fresh);
+	write_file("name: beta\nnote: second\ncount: 2\ninterval: 2s\n"
+	           "labels: {rack: r2}\n");
+	is_int(config_load(path, fields, &fresh, err, sizeof err), 0,
+	    "and the fresh one");
+	mask = config_reload(fields, live, &run, &fresh, applied,
+	    sizeof applied, kept, sizeof kept);
+	is_str(run.note, "second", "a changed live string takes the new value");
+	is_str(labels_get(&run.labels, "rack"), "r2",
+	    "changed live labels take the new value");
+	is_str(run.name, "alpha",
+	    "a changed key that is not live keeps its value");
+	is_int(run.interval_ms, 1000,
+	    "a changed duration that is not live too");
+	is_int(run.count, 2, "an unchanged live key stays");
+	is_str(fresh.note, "first",
+	    "the old live value goes to fresh, to free");
+	is_str(applied, "note, labels", "applied names the live keys changed");
+	is_str(kept, "name, interval", "kept names the others");
+	okf(mask ==
+	        (1ULL << config_field_index(fields, "note") |
+	            1ULL << config_field_index(fields, "labels")),
+	    "the mask has the bits of note and labels (%llx)",
+	    (unsigned long long)mask);
+	is_int(config_field_index(fields, "nope"), -1,
+	    "config_field_index of an unknown key is -1");
+	config_free(fields, &fresh);
+
+	/* Nothing changed: nothing named, nothing moved. */
+	defaults(&fresh);
+	write_file("name: alpha\nnote: second\ncount: 2\ninterval: 1s\n"
+	           "labels: {rack: r2}\n");
+	is_int(config_load(path, fields, &fresh, err, sizeof err), 0,
+	    "an equal configuration loads");
+	mask = config_reload(fields, live, &run, &fresh, applied,
+	    sizeof applied, kept, sizeof kept);
+	ok(mask == 0 && !applied[0] && !kept[0], "equal: no key is named");
+	config_free(fields, &fresh);
+
+	/* The names are cut to their buffers. */
+	defaults(&fresh);
+	write_file("name: gamma\nnote: third\ncount: 3\ninterval: 3s\n");
+	is_int(config_load(path, fields, &fresh, err, sizeof err), 0,
+	    "a third configuration loads");
+	mask = config_reload(fields, live, &run, &fresh, tiny, sizeof tiny,
+	    kept, sizeof kept);
+	ok(strlen(tiny) < sizeof tiny, "applied is cut to its buffer");
+	is_int(run.count, 3, "and the values still move");
+	ok(labels_get(&run.labels, "rack") == NULL,
+	    "labels the file no longer has are gone");
+	config_free(fields, &fresh);
+	config_free(fields, &run);
+}
+
 int
 main(void)
 {
@@ -323,6 +393,7 @@ main(void)
 	test_good();
 	test_refused();
 	test_files();
+	test_reload();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		diag("could not remove %s", dir);
