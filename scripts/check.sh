@@ -3,9 +3,10 @@
 # The whole test suite, from a fresh Debian 12 machine: installs what is
 # needed, builds, runs `make check` (unit and integration tests), `make
 # memcheck` (the unit tests under valgrind), a bounded fuzz run of the
-# parsers (scripts/fuzz.sh), and the whole suite again on an ASan/UBSan
-# build made from the distribution files (so a file missing from the
-# tarball shows up here too). .ci/run calls this.
+# parsers (scripts/fuzz.sh), `make distcheck` with ASan/UBSan (the whole
+# suite again, out of tree from the release tarball, so a file missing from
+# it shows up here too), and the Debian and RPM packages
+# (scripts/packages.sh). .ci/run calls this.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -57,20 +58,45 @@ echo "== fuzz: scripts/fuzz.sh 60"
 fuzz_failed=0
 ./scripts/fuzz.sh 60 || { status=1; fuzz_failed=1; }
 
-echo "== make check with --enable-sanitizers"
+# The release tarball as a user gets it: make distcheck unpacks it, builds
+# it out of tree (the sources read-only) with ASan and UBSan, runs the
+# whole suite there, installs, uninstalls and checks nothing is left over.
+echo "== make distcheck (--enable-sanitizers: make check, install, uninstall)"
 rm -rf _asan
-make -s distdir distdir=_asan >/dev/null
-(
-	cd _asan
-	./configure -q --enable-sanitizers --enable-werror
-	make -s -j"$(nproc)" >/dev/null
-	make -s check
-) || { status=1; show_failures _asan; }
+distcheck_log=tests/distcheck.out
+if make -s distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-sanitizers --enable-werror" \
+	>"$distcheck_log" 2>&1; then
+	tail -n 4 "$distcheck_log"
+else
+	status=1
+	tail -n 40 "$distcheck_log"
+	# A failed distcheck leaves its tree behind.
+	show_failures "$(ls -d shoal-*/_build/sub 2>/dev/null | head -n 1)"
+fi
+
+# The Debian and RPM packages, built from that tarball: lintian, install,
+# the installed units' verify and security score, removal (root only:
+# apt-get installs them).
+if [ "$(id -u)" -eq 0 ]; then
+	echo "== packages: scripts/packages.sh"
+	./scripts/packages.sh >tests/packages.out 2>&1 || status=1
+	grep -v '^ok' tests/packages.out | tail -n 60
+	grep -c '^ok' tests/packages.out | sed 's/$/ package checks passed/'
+else
+	echo "== packages: skipped (scripts/packages.sh installs them: run as root)"
+fi
 
 # One closing line over every TAP test point that ran.
-results=$(cat tests/*/*.trs _asan/tests/*/*.trs 2>/dev/null || true)
+results=$(cat tests/*/*.trs 2>/dev/null || true)
 passed=$(printf '%s\n' "$results" | grep -c '^:test-result: PASS' || true)
 failed=$(printf '%s\n' "$results" | grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)' || true)
+# distcheck removes its tree when it passes: count from what it printed.
+passed=$((passed + $(grep -c '^PASS: ' "$distcheck_log" || true)))
+failed=$((failed + $(grep -c '^\(FAIL\|XPASS\|ERROR\): ' "$distcheck_log" || true)))
+if [ -f tests/packages.out ]; then
+	passed=$((passed + $(grep -c '^ok' tests/packages.out || true)))
+	failed=$((failed + $(grep -c '^not ok' tests/packages.out || true)))
+fi
 if [ -f tests/integration/unprivileged.out ]; then
 	passed=$((passed + $(grep -c '^ok' tests/integration/unprivileged.out || true)))
 	failed=$((failed + $(grep -c '^not ok' tests/integration/unprivileged.out || true)))
@@ -78,7 +104,7 @@ fi
 # CI keeps only the tail of this output: name every failure once more here.
 if [ "$failed" -ne 0 ]; then
 	echo "== failures"
-	for trs in tests/*/*.trs _asan/tests/*/*.trs; do
+	for trs in tests/*/*.trs shoal-*/_build/sub/tests/*/*.trs; do
 		[ -f "$trs" ] || continue
 		grep -q '^:test-result: \(FAIL\|XPASS\|ERROR\)' "$trs" || continue
 		log=${trs%.trs}.log
@@ -89,6 +115,8 @@ if [ "$failed" -ne 0 ]; then
 	done
 	[ -f tests/integration/unprivileged.out ] &&
 		grep '^not ok' tests/integration/unprivileged.out | sed 's/^/as nobody: /'
+	[ -f tests/packages.out ] &&
+		grep '^not ok' tests/packages.out | sed 's/^/packages: /'
 fi
 if [ "$fuzz_failed" -ne 0 ]; then
 	echo "== fuzz findings (replay: tests/fuzz/build/fuzz_NAME FILE)"
