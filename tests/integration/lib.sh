@@ -5,7 +5,9 @@
 
 : "${SHOAL_BUILDDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${SHOAL_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
-export PATH="$SHOAL_BUILDDIR:$SHOAL_BUILDDIR/tests/tools:$PATH"
+# The tools built (poke) are in the build tree, the scripts (sdlisten.py)
+# in the source tree: they differ in an out-of-tree build (make distcheck).
+export PATH="$SHOAL_BUILDDIR:$SHOAL_BUILDDIR/tests/tools:$SHOAL_SRCDIR/tests/tools:$PATH"
 
 tap_n=0
 tap_failed=0

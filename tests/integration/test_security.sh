@@ -216,8 +216,14 @@ ok $? "hostile frames, forged senders and a flood of Hellos are refused as expec
 sed 's/^/# /' "$SCRATCH/poke.out"
 after=$(rss)
 diag "coordinator RSS: $before KiB before the flood, $after KiB after"
-check "the coordinator's memory stays bounded (RSS grew $(((after - before) / 1024)) MiB, < 48)" \
-	test $((after - before)) -lt $((48 * 1024))
+# Under AddressSanitizer freed memory waits in a quarantine (256 MiB by
+# default) and RSS says nothing about what the coordinator holds.
+if ldd "$(command -v shoal-coordinator)" 2>/dev/null | grep -q libasan; then
+	ok 0 "the coordinator's memory stays bounded # SKIP an ASan build's RSS includes its quarantine"
+else
+	check "the coordinator's memory stays bounded (RSS grew $(((after - before) / 1024)) MiB, < 48)" \
+		test $((after - before)) -lt $((48 * 1024))
+fi
 check "at most 1024 keys wait, however many asked" \
 	json_ok '[.[] | select(.state == "pending")] | length <= 1024' keys
 check "  the flood reached the cap: some were refused" \
