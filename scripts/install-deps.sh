@@ -9,7 +9,10 @@
 # copy; clang builds the fuzz harnesses, libclang-rt-14-dev holds its
 # libFuzzer and sanitizer runtimes, llvm the llvm-symbolizer that puts
 # file:line in their stack traces; tcpdump shows the security test that
-# no spec crosses the wire in plaintext).
+# no spec crosses the wire in plaintext; debhelper, dpkg-dev, fakeroot and
+# lintian build and check the Debian packages, rpm (rpmbuild) the RPMs, and
+# systemd's systemd-analyze verifies the installed units and scores their
+# hardening, its systemd-sysusers makes the shoal user: scripts/packages.sh).
 # Runs apt-get only when something is missing; needs root for that.
 set -eu
 
@@ -19,7 +22,8 @@ libcurl4-openssl-dev libssl-dev libsystemd-dev libjansson-dev libyaml-dev
 libmicrohttpd-dev valgrind jq curl
 podman runc netavark aardvark-dns iptables catatonit busybox-static
 python3 openssl prometheus prometheus-node-exporter lmdb-utils
-clang libclang-rt-14-dev llvm tcpdump"
+clang libclang-rt-14-dev llvm tcpdump
+debhelper dpkg-dev fakeroot lintian rpm systemd"
 
 missing=""
 for p in $PACKAGES; do
