@@ -1498,12 +1498,14 @@ agent_new(const agent_options_t *opts, agent_t **ret)
 		if (r == 0) {
 			r = curve_public_load(opts->coordinator_key,
 			    a->coordinator_key, err, sizeof err);
-			if (r < 0)
+			if (r < 0) {
 				log_error("%s: --coordinator-key names the "
 				          "coordinator's public key, which it "
 				          "writes to its state dir as "
 				          "coordinator.pub",
 				    err);
+				r = SHOAL_E_CONFIG; /* exit 78: no restart */
+			}
 		}
 		if (r < 0)
 			goto fail;

@@ -368,7 +368,7 @@ main(int argc, char **argv)
 	if (cli_load_config(PROG, config, DEFAULT_CONFIG, agent_config_fields,
 	        &opts) < 0) {
 		agent_options_free(&opts);
-		return 1;
+		return CLI_EXIT_CONFIG;
 	}
 	if (apply_flags(argc, argv, &opts) < 0) {
 		agent_options_free(&opts);
@@ -424,5 +424,7 @@ main(int argc, char **argv)
 	}
 	agent_options_free(&opts);
 	curl_global_cleanup();
+	if (r == SHOAL_E_CONFIG)
+		return CLI_EXIT_CONFIG;
 	return r < 0 ? 1 : 0;
 }

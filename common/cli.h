@@ -13,6 +13,11 @@
 #include "common/config.h"
 
 #define CLI_SHORT_OPTIONS "c:hV"
+/* The daemons' exit status when their configuration cannot work (a refused
+ * config file, a key file that is missing): sysexits.h's EX_CONFIG. The
+ * units do not restart on it (RestartPreventExitStatus=): a restart would
+ * meet the same file. */
+#define CLI_EXIT_CONFIG 78
 #define CLI_CONTINUE (-1)
 
 /*

@@ -272,7 +272,7 @@ main(int argc, char **argv)
 	if (cli_load_config(PROG, config, DEFAULT_CONFIG, coord_config_fields,
 	        &opts) < 0) {
 		coord_options_free(&opts);
-		return 1;
+		return CLI_EXIT_CONFIG;
 	}
 	if (apply_flags(argc, argv, &opts) < 0) {
 		coord_options_free(&opts);

@@ -168,6 +168,25 @@ for name in agent agent2 coordinator; do
 done
 check "coordinator: its control socket file is gone" test ! -e "$SCRATCH/control.sock"
 
+# -- exit 78 ----------------------------------------------------------------
+# What the units do not restart on (RestartPreventExitStatus=78).
+shoal-agent -c /dev/null --state-dir "$SCRATCH/a3" --metrics-listen off \
+	--coordinator-key "$SCRATCH/nowhere.pub" >"$SCRATCH/a3.log" 2>&1
+rc=$?
+ok $((rc != 78)) "agent: exit 78 when the coordinator's key file is missing ($rc)"
+check "  and the log names the file" grep -q "$SCRATCH/nowhere.pub" "$SCRATCH/a3.log"
+printf 'heartbeat: soon\n' >"$SCRATCH/bad.yaml"
+shoal-agent -c "$SCRATCH/bad.yaml" >/dev/null 2>&1
+rc=$?
+ok $((rc != 78)) "agent: exit 78 for a refused config file ($rc)"
+shoal-coordinator -c "$SCRATCH/bad.yaml" >/dev/null 2>&1
+rc=$?
+ok $((rc != 78)) "coordinator: exit 78 for a refused config file ($rc)"
+for u in agent coordinator; do
+	check "  shoal-$u.service.in: RestartPreventExitStatus=78" \
+		grep -qx "RestartPreventExitStatus=78" "$SHOAL_SRCDIR/systemd/shoal-$u.service.in"
+done
+
 # -- the journal ---------------------------------------------------------
 # sd_journal_sendv() writes to /run/systemd/journal/socket, and the daemons
 # use it when stderr is the stream JOURNAL_STREAM names. In a mount
