@@ -6,7 +6,8 @@
 # parsers (scripts/fuzz.sh), `make distcheck` with ASan/UBSan (the whole
 # suite again, out of tree from the release tarball, so a file missing from
 # it shows up here too), and the Debian and RPM packages
-# (scripts/packages.sh). .ci/run calls this.
+# (scripts/packages.sh), booted under a real systemd in a container
+# (scripts/boot-check.sh). .ci/run calls this.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -79,9 +80,21 @@ fi
 # apt-get installs them).
 if [ "$(id -u)" -eq 0 ]; then
 	echo "== packages: scripts/packages.sh"
-	./scripts/packages.sh >tests/packages.out 2>&1 || status=1
+	rm -rf tests/debs
+	DEBS_OUT=tests/debs ./scripts/packages.sh >tests/packages.out 2>&1 || status=1
 	grep -v '^ok' tests/packages.out | tail -n 60
 	grep -c '^ok' tests/packages.out | sed 's/$/ package checks passed/'
+	# The same .debs under a real systemd, booted in a container.
+	echo "== the packages under systemd: scripts/boot-check.sh"
+	if ls tests/debs/shoal-agent_*.deb tests/debs/shoal-coordinator_*.deb >/dev/null 2>&1; then
+		./scripts/boot-check.sh tests/debs/shoal-agent_*.deb tests/debs/shoal-coordinator_*.deb \
+			>tests/boot.out 2>&1 || status=1
+		grep -v '^ok' tests/boot.out | tail -n 60
+		grep -c '^ok' tests/boot.out | sed 's/$/ checks under systemd passed/'
+	else
+		echo "not ok - no .debs to boot (packages.sh failed)" >tests/boot.out
+		status=1
+	fi
 else
 	echo "== packages: skipped (scripts/packages.sh installs them: run as root)"
 fi
@@ -93,10 +106,11 @@ failed=$(printf '%s\n' "$results" | grep -c '^:test-result: \(FAIL\|XPASS\|ERROR
 # distcheck removes its tree when it passes: count from what it printed.
 passed=$((passed + $(grep -c '^PASS: ' "$distcheck_log" || true)))
 failed=$((failed + $(grep -c '^\(FAIL\|XPASS\|ERROR\): ' "$distcheck_log" || true)))
-if [ -f tests/packages.out ]; then
-	passed=$((passed + $(grep -c '^ok' tests/packages.out || true)))
-	failed=$((failed + $(grep -c '^not ok' tests/packages.out || true)))
-fi
+for out in tests/packages.out tests/boot.out; do
+	[ -f "$out" ] || continue
+	passed=$((passed + $(grep -c '^ok' "$out" || true)))
+	failed=$((failed + $(grep -c '^not ok' "$out" || true)))
+done
 if [ -f tests/integration/unprivileged.out ]; then
 	passed=$((passed + $(grep -c '^ok' tests/integration/unprivileged.out || true)))
 	failed=$((failed + $(grep -c '^not ok' tests/integration/unprivileged.out || true)))
@@ -117,6 +131,8 @@ if [ "$failed" -ne 0 ]; then
 		grep '^not ok' tests/integration/unprivileged.out | sed 's/^/as nobody: /'
 	[ -f tests/packages.out ] &&
 		grep '^not ok' tests/packages.out | sed 's/^/packages: /'
+	[ -f tests/boot.out ] &&
+		grep '^not ok' tests/boot.out | sed 's/^/under systemd: /'
 fi
 if [ "$fuzz_failed" -ne 0 ]; then
 	echo "== fuzz findings (replay: tests/fuzz/build/fuzz_NAME FILE)"

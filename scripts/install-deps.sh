@@ -12,7 +12,9 @@
 # no spec crosses the wire in plaintext; debhelper, dpkg-dev, fakeroot and
 # lintian build and check the Debian packages, rpm (rpmbuild) the RPMs, and
 # systemd's systemd-analyze verifies the installed units and scores their
-# hardening, its systemd-sysusers makes the shoal user: scripts/packages.sh).
+# hardening, its systemd-sysusers makes the shoal user: scripts/packages.sh;
+# systemd-container's systemd-nspawn boots a systemd to run the installed
+# packages under: scripts/boot-check.sh).
 # Runs apt-get only when something is missing; needs root for that.
 set -eu
 
@@ -23,7 +25,7 @@ libmicrohttpd-dev valgrind jq curl
 podman runc netavark aardvark-dns iptables catatonit busybox-static
 python3 openssl prometheus prometheus-node-exporter lmdb-utils
 clang libclang-rt-14-dev llvm tcpdump
-debhelper dpkg-dev fakeroot lintian rpm systemd"
+debhelper dpkg-dev fakeroot lintian rpm systemd systemd-container"
 
 missing=""
 for p in $PACKAGES; do

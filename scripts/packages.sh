@@ -11,7 +11,8 @@
 # checks their file lists and scriptlets. Prints TAP; exits 1 if anything
 # failed. Leaves the machine as it found it, but for an earlier install of
 # the packages, which it purges first.
-#   sh scripts/packages.sh        KEEP=1 keeps the work directory
+#   sh scripts/packages.sh        KEEP=1 keeps the work directory,
+#                                 DEBS_OUT=DIR copies the .debs there
 set -eu
 umask 022
 cd "$(dirname "$0")/.."
@@ -164,6 +165,12 @@ else
 fi
 deb_agent=$work/deb/shoal-agent_${debversion}_$(dpkg --print-architecture).deb
 deb_coord=$work/deb/shoal-coordinator_${debversion}_$(dpkg --print-architecture).deb
+# DEBS_OUT=DIR: a copy of the two .debs for scripts/boot-check.sh.
+if [ "$debs" = yes ] && [ -n "${DEBS_OUT:-}" ]; then
+	mkdir -p "$DEBS_OUT"
+	rm -f "$DEBS_OUT"/shoal-*.deb
+	cp "$deb_agent" "$deb_coord" "$DEBS_OUT/"
+fi
 if [ "$debs" = yes ]; then
 	changes=$work/deb/shoal_${debversion}_$(dpkg --print-architecture).changes
 	dsc=$work/deb/shoal_$debversion.dsc
