@@ -206,7 +206,6 @@ struct agent {
 	uint64_t status_seq; /* of the newest status report */
 	int status_dirty;    /* a report to build and send */
 	uint64_t status_sent_mono;
-	lifecycle_t *lc; /* while agent_run() runs */
 };
 
 /* Returns 0 when libzmq took the frame, -1 when it was dropped. */
@@ -1654,7 +1653,8 @@ fail:
 int
 agent_run(agent_t *a, lifecycle_reload_fn reload, void *arg)
 {
-	int r = lifecycle_new(a->loop, reload, arg, &a->lc);
+	lifecycle_t *lc;
+	int r = lifecycle_new(a->loop, reload, arg, &lc);
 
 	if (r < 0) {
 		log_error("cannot read signals: %s", strerror(-r));
@@ -1663,9 +1663,9 @@ agent_run(agent_t *a, lifecycle_reload_fn reload, void *arg)
 	/* agent_new() opened the store, bound the metrics endpoint and
 	 * started connecting: ready. */
 	update_status(a);
-	lifecycle_ready(a->lc);
+	lifecycle_ready(lc);
 	zloop_start(a->loop);
-	lifecycle_destroy(&a->lc);
+	lifecycle_destroy(&lc);
 	log_info("shutting down");
 	return 0;
 }

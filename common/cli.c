@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/cli.h"
+#include "common/log.h"
 #include "common/util.h"
 
 int
@@ -83,4 +84,44 @@ cli_bad_value(const char *prog, const char *flag, const char *value,
 	fprintf(stderr, "%s: %s: expected %s, got '%s'\n", prog, flag, expect,
 	    value);
 	return -EINVAL;
+}
+
+uint64_t
+cli_reload(const cli_reload_t *r, void *running)
+{
+	const char *cf = r->config;
+	void *fresh = xcalloc(1, r->size);
+	char err[1024], applied[512], kept[512];
+	uint64_t changed = 0;
+
+	if (!cf && access(r->default_path, F_OK) == 0)
+		cf = r->default_path;
+	r->defaults(fresh);
+	if (cf && config_load(cf, r->fields, fresh, err, sizeof err) < 0) {
+		log_error("reload: %s; the running configuration is kept", err);
+		goto done;
+	}
+	optind = 0; /* glibc: scan from the start, state reset */
+	opterr = 0;
+	if (r->apply_flags(r->argc, r->argv, fresh) < 0) {
+		log_error("reload: the flags were refused; the running "
+		          "configuration is kept");
+		goto done;
+	}
+	changed = config_reload(r->fields, r->live, running, fresh, applied,
+	    sizeof applied, kept, sizeof kept);
+	if (applied[0])
+		log_info("reload: %s applied from %s", applied,
+		    cf ? cf : "the flags");
+	if (kept[0])
+		log_warning("reload: %s changed, which takes a restart of %s "
+		            "(the running values are kept)",
+		    kept, r->prog);
+	if (!applied[0] && !kept[0])
+		log_info("reload: nothing changed%s%s", cf ? " in " : "",
+		    cf ? cf : "");
+done:
+	r->free(fresh);
+	free(fresh);
+	return changed;
 }

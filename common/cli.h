@@ -36,6 +36,32 @@ int cli_first_pass(const char *prog, int argc, char **argv,
 int cli_load_config(const char *prog, const char *config,
     const char *default_path, const config_field_t *fields, void *target);
 
+/* What a reload (SIGHUP) needs to read a daemon's options again as main()
+ * did: the same arguments, file and table, and the options' type as
+ * callbacks. */
+typedef struct cli_reload {
+	const char *prog;
+	int argc;
+	char **argv;
+	const char *config; /* -c FILE; NULL: default_path when it exists */
+	const char *default_path;
+	const config_field_t *fields;
+	const char *const *live; /* the keys a reload applies */
+	size_t size;             /* of the options struct */
+	void (*defaults)(void *opts);
+	void (*free)(void *opts);
+	int (*apply_flags)(int argc, char **argv, void *opts);
+} cli_reload_t;
+
+/*
+ * Reads the defaults, the file and the flags into fresh options and moves
+ * the live keys that changed into running (config_reload()). Logs what was
+ * applied and what waits for a restart, or why the file was refused, in
+ * which case running stays as it was. Returns config_reload()'s mask (0
+ * when nothing applied).
+ */
+uint64_t cli_reload(const cli_reload_t *r, void *running);
+
 /* Replaces a heap-owned string option. */
 void cli_set_string(char **dst, const char *value);
 

@@ -26,8 +26,6 @@ struct lifecycle {
 	int sfd;
 	zmq_pollitem_t item;
 	int watchdog_timer;
-	uint64_t watchdog_ms;
-	int stop_signal;
 };
 
 static char last_status[512];
@@ -112,7 +110,6 @@ on_signal(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 	}
 	case SIGTERM:
 	case SIGINT:
-		lc->stop_signal = (int)si.ssi_signo;
 		snprintf(last_status, sizeof last_status, "stopping (%s)",
 		    si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 		sd_notifyf(0, "STOPPING=1\nSTATUS=%s", last_status);
@@ -153,31 +150,18 @@ lifecycle_new(zloop_t *loop, lifecycle_reload_fn reload, void *arg,
 	/* WATCHDOG_USEC (and WATCHDOG_PID, when set, naming us): ping at
 	 * half the interval, systemd's advice. */
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
-		lc->watchdog_ms = usec / 2000;
-		if (lc->watchdog_ms == 0)
-			lc->watchdog_ms = 1;
-		lc->watchdog_timer = zloop_timer(loop, (size_t)lc->watchdog_ms,
-		    0, on_watchdog, lc);
+		uint64_t ms = usec / 2000;
+		if (ms == 0)
+			ms = 1;
+		lc->watchdog_timer =
+		    zloop_timer(loop, (size_t)ms, 0, on_watchdog, lc);
 		log_info("watchdog: WatchdogSec is %llums, pinging every "
 		         "%llums",
-		    (unsigned long long)(usec / 1000),
-		    (unsigned long long)lc->watchdog_ms);
+		    (unsigned long long)(usec / 1000), (unsigned long long)ms);
 		sd_notify(0, "WATCHDOG=1");
 	}
 	*ret = lc;
 	return 0;
-}
-
-uint64_t
-lifecycle_watchdog_ms(const lifecycle_t *lc)
-{
-	return lc ? lc->watchdog_ms : 0;
-}
-
-int
-lifecycle_stop_signal(const lifecycle_t *lc)
-{
-	return lc ? lc->stop_signal : 0;
 }
 
 void

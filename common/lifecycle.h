@@ -50,10 +50,4 @@ void lifecycle_ready(lifecycle_t *lc);
 void lifecycle_status(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
-/* The watchdog ping interval in ms; 0 when systemd asked for none. */
-uint64_t lifecycle_watchdog_ms(const lifecycle_t *lc);
-
-/* The signal that ended the loop (SIGTERM, SIGINT), or 0. */
-int lifecycle_stop_signal(const lifecycle_t *lc);
-
 #endif

@@ -195,59 +195,50 @@ apply_flags(int argc, char **argv, coord_options_t *o)
 	return 0;
 }
 
-/* What a reload needs to read the options again as main() did. */
-static struct {
-	int argc;
-	char **argv;
-	const char *config; /* -c, or NULL */
-	coord_options_t *opts;
-	coordinator_t *coordinator;
-} running;
+/* The options as cli_reload() sees them. */
+static void
+defaults(void *o)
+{
+	coord_options_defaults(o);
+}
+
+static void
+free_options(void *o)
+{
+	coord_options_free(o);
+}
+
+static int
+flags(int argc, char **argv, void *o)
+{
+	return apply_flags(argc, argv, o);
+}
 
 /* The keys a reload applies; the others wait for a restart. */
 static const char *const live_keys[] = { "log_level", "enroll_token",
 	"operator_keys", "offline_after", "missed_heartbeats", NULL };
 
+static cli_reload_t reloading = {
+	.prog = PROG,
+	.default_path = DEFAULT_CONFIG,
+	.fields = coord_config_fields,
+	.live = live_keys,
+	.size = sizeof(coord_options_t),
+	.defaults = defaults,
+	.free = free_options,
+	.apply_flags = flags,
+};
+
+/* The daemon the reloaded options are applied to. */
+static coordinator_t *running;
+
 /* SIGHUP: the defaults, the file and the flags again, as at start-up. */
 static void
 reload(void *arg)
 {
-	const char *cf = running.config;
-	coord_options_t fresh;
-	char err[1024], applied[512], kept[512];
-	uint64_t changed;
+	coord_options_t *opts = arg;
 
-	if (!cf && access(DEFAULT_CONFIG, F_OK) == 0)
-		cf = DEFAULT_CONFIG;
-	coord_options_defaults(&fresh);
-	if (cf &&
-	    config_load(cf, coord_config_fields, &fresh, err, sizeof err) < 0) {
-		log_error("reload: %s; the running configuration is kept", err);
-		coord_options_free(&fresh);
-		return;
-	}
-	optind = 0; /* glibc: scan from the start, state reset */
-	opterr = 0;
-	if (apply_flags(running.argc, running.argv, &fresh) < 0) {
-		log_error("reload: the flags were refused; the running "
-		          "configuration is kept");
-		coord_options_free(&fresh);
-		return;
-	}
-	changed = config_reload(coord_config_fields, live_keys, running.opts,
-	    &fresh, applied, sizeof applied, kept, sizeof kept);
-	coord_options_free(&fresh);
-	if (applied[0])
-		log_info("reload: %s applied from %s", applied,
-		    cf ? cf : "the flags");
-	if (kept[0])
-		log_warning("reload: %s changed, which takes a restart of " PROG
-		            " (the running values are kept)",
-		    kept);
-	if (!applied[0] && !kept[0])
-		log_info("reload: nothing changed%s%s", cf ? " in " : "",
-		    cf ? cf : "");
-	coordinator_reconfigured(running.coordinator, changed);
+	coordinator_reconfigured(running, cli_reload(&reloading, opts));
 }
 
 int
@@ -300,8 +291,11 @@ main(int argc, char **argv)
 	lifecycle_status("starting: opening %s", opts.state_dir);
 	r = coordinator_new(&opts, &c);
 	if (r == 0) {
-		running = (typeof(running)){ argc, argv, config, &opts, c };
-		r = coordinator_run(c, reload, NULL);
+		reloading.argc = argc;
+		reloading.argv = argv;
+		reloading.config = config;
+		running = c;
+		r = coordinator_run(c, reload, &opts);
 		coordinator_destroy(&c);
 	}
 	coord_options_free(&opts);
